@@ -1,0 +1,3 @@
+from dvar.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""The `dvar` command line. Each sub-command lives in `dvar/commands/NAME.py`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from dvar import __version__
+from dvar.data import DataError
+
+COMMANDS = ("generate", "check", "solve")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dvar",
+        description="Train and evaluate masked diffusion vs autoregressive models "
+        "on reasoning and planning tasks.",
+        epilog="Run `dvar COMMAND --help` for a command's options and an example.",
+    )
+    parser.add_argument("--version", action="version", version=f"dvar {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"dvar.commands.{name}").add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (DataError, ValueError, KeyError, FileNotFoundError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"dvar {args.command}: error: {message}", file=sys.stderr)
+        return 2

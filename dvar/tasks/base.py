@@ -1,0 +1,169 @@
+"""The task interface: every problem family is one `Task` subclass in one file.
+
+A task owns everything about its problems and nothing about models:
+- its text format (`parse_input`, the gold `output` written by `sample`/`solve`),
+- a seeded generator (`sample`, driven by `dvar.tasks.generate`),
+- a classical solver (`solve`),
+- a verifier that judges any answer text by the problem's rules (`judge`),
+- a breakdown key computed from the input alone (`group`).
+
+Generator knobs are a dataclass (`Task.Options`); each field becomes a `dvar generate`
+flag (`--field-name`), with the paper's settings as defaults. Field metadata may carry
+`help`, `flag` (another flag name) and `parse` (a str -> value converter).
+
+Adding a task means adding one module under `dvar/tasks/` that defines a subclass
+decorated with `@register`; the CLI and the shared tests pick it up.
+"""
+
+from __future__ import annotations
+
+import abc
+import argparse
+import dataclasses
+import random
+from typing import Any, ClassVar
+
+
+class Task(abc.ABC):
+    """One problem family. Instances are stateless; create them with `get_task(name)`."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    # One real example, as it appears in a data file (docs and tests use it).
+    example: ClassVar[dict[str, str]]
+
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        """Generator knobs; subclasses replace this with their own dataclass."""
+
+    # ------------------------------------------------------------------ generation
+    @abc.abstractmethod
+    def sample(self, rng: random.Random, options: Any) -> dict[str, Any]:
+        """Draw one problem with its gold answer: `{"input": str, "output": str, ...}`.
+
+        Must use only `rng` for randomness so that generation is reproducible.
+        Extra keys are allowed (kept in the data file, never required by readers).
+        """
+
+    def prepare(self, options: Any) -> None:
+        """Check options before generation starts; raise ValueError on a bad setting."""
+
+    # ------------------------------------------------------------------ format
+    @abc.abstractmethod
+    def parse_input(self, text: str) -> Any:
+        """Parse an input string into a problem object; ValueError if malformed."""
+
+    def input_from_record(self, record: dict[str, Any]) -> str:
+        """The input string of a data record. Tasks may accept other public layouts."""
+        value = record.get("input")
+        if not isinstance(value, str):
+            raise ValueError('expected a string field "input"')
+        return value
+
+    def canonical(self, problem: Any) -> str:
+        """A key equal for two inputs that pose the same problem (for decontamination)."""
+        return self.format_input(problem)
+
+    @abc.abstractmethod
+    def format_input(self, problem: Any) -> str:
+        """Render a problem back to its input string."""
+
+    # ------------------------------------------------------------------ solving
+    @abc.abstractmethod
+    def solve(self, problem: Any) -> str | None:
+        """A correct answer string by classical search, or None if there is none."""
+
+    # ------------------------------------------------------------------ judging
+    @abc.abstractmethod
+    def judge(self, problem: Any, answer: str) -> dict[str, bool]:
+        """Score untrusted answer text against the problem's rules.
+
+        Returns `{"correct": bool, ...}`; extra keys are further accuracies reported
+        beside the main one (e.g. countdown's `"reference"`). Must never raise, whatever
+        the text, and never execute any of it.
+        """
+
+    def verify(self, problem: Any, answer: str) -> bool:
+        return self.judge(problem, answer)["correct"]
+
+    @abc.abstractmethod
+    def group(self, problem: Any) -> str:
+        """Breakdown key of a problem, from its input alone (e.g. `"pd=3"`)."""
+
+    def reference_lengths(self, options: Any) -> tuple[int, int]:
+        """The reference's (cutoff_len, AR max_new_tokens) for data made with `options`."""
+        raise NotImplementedError(f"{self.name}: no reference lengths")
+
+    # ------------------------------------------------------------------ options / CLI
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add one `--flag` per `Options` field to a `dvar generate TASK` parser."""
+        for field in dataclasses.fields(cls.Options):
+            meta = field.metadata
+            flag = meta.get("flag", "--" + field.name.replace("_", "-"))
+            kind = meta.get("parse") or _scalar_type(field.default)
+            parser.add_argument(
+                flag,
+                dest=field.name,
+                type=kind,
+                default=None,
+                help=f"{meta.get('help', field.name)} (default: {_show(field.default)})",
+            )
+
+    @classmethod
+    def options_from_args(cls, args: argparse.Namespace) -> Any:
+        given = {
+            f.name: getattr(args, f.name)
+            for f in dataclasses.fields(cls.Options)
+            if getattr(args, f.name, None) is not None
+        }
+        return cls.make_options(**given)
+
+    @classmethod
+    def make_options(cls, **overrides: Any) -> Any:
+        """Options with the paper's defaults, then `overrides`; unknown names are an error."""
+        known = {f.name for f in dataclasses.fields(cls.Options)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"{cls.name}: unknown option(s) {unknown}; known: {sorted(known)}")
+        return cls.Options(**overrides)
+
+
+def _scalar_type(default: Any):
+    if isinstance(default, bool):
+        return _parse_bool
+    if isinstance(default, (int, float, str)):
+        return type(default)
+    return str
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ":".join(str(v) for v in value)
+    return str(value)
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """`"31:36"` -> (31, 36); `"34"` -> (34, 34). Used for MIN:MAX flags."""
+    parts = text.split(":")
+    try:
+        if len(parts) == 1:
+            low = high = int(parts[0])
+        elif len(parts) == 2:
+            low, high = int(parts[0]), int(parts[1])
+        else:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN:MAX, got {text!r}") from None
+    if low > high:
+        raise argparse.ArgumentTypeError(f"empty range {text!r}")
+    return low, high

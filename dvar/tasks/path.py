@@ -1,0 +1,291 @@
+"""Minimal planning (`path`): find the path from a start node to a goal node.
+
+The graph is a few directed paths of equal length that share single nodes with the first
+("gold") path. The input lists every edge `a,b` (meaning a -> b) joined by `/`, in shuffled
+order, then `-start,goal`; the output is the gold path's edges in order:
+
+    input:  5,9/11,7/2,1/9,3/3,8/7,2/8,4/6,11/5,6/4,0-5,1
+    output: 5,6/6,11/11,7/7,2/2,1
+
+Here the gold path is 5 6 11 7 2 1 and the second path 5 9 3 8 4 0 shares its first node,
+so the model must choose between 6 and 9 right at the start, five edges before the goal:
+the planning distance (PD) is 5.
+
+Generation (paper defaults: 2 paths of 6 nodes, ids drawn from 0..11): the gold path is
+`nodes` distinct ids; start and goal are its first and last nodes. Each further path has
+`nodes` nodes, shares exactly one node with the gold path at the same position p (drawn
+uniformly from 0..nodes-1, independently per path) and is otherwise made of fresh ids.
+
+Planning distance = number of edges from the branching node (a node of the start->goal path
+with two or more outgoing edges) to the goal; with several branching nodes (more than two
+paths) the one farthest from the goal counts, since that is the first decision that must
+look ahead. No branching node (every further path joins at the goal) gives PD 0. With two
+paths PD = nodes - 1 - p, so the defaults give PD 0..5 uniformly.
+
+A reversed answer (edges from the goal back to the start, each written reversed, e.g.
+`1,2/2,7/7,11/11,6/6,5`) is accepted as correct, as in the reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+from collections import deque
+from typing import Any, ClassVar
+
+from dvar.tasks import register
+from dvar.tasks.base import Task
+
+Edge = tuple[int, int]
+
+# ASCII digits only, no leading zeros: `int()` alone would also take " 5", "+5", "5_0" and
+# non-ASCII digits, and leading zeros would break the exact `format_input` round trip.
+_ID = r"(?:0|[1-9][0-9]*)"
+_EDGE_RE = re.compile(rf"({_ID}),({_ID})")
+
+
+@dataclasses.dataclass(frozen=True)
+class PathProblem:
+    """A directed graph given as an edge list (order kept as written) plus start and goal."""
+
+    edges: tuple[Edge, ...]
+    start: int
+    goal: int
+
+
+def _parse_edge(text: str) -> Edge:
+    match = _EDGE_RE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"expected an edge 'a,b' with non-negative integer ids, got {text!r}")
+    # int() itself may raise ValueError for absurdly long digit strings (str->int limit).
+    return int(match.group(1)), int(match.group(2))
+
+
+def _parse_edges(text: str) -> list[Edge]:
+    if not text:
+        raise ValueError("empty edge list")
+    return [_parse_edge(part) for part in text.split("/")]
+
+
+def _format_edges(edges: list[Edge] | tuple[Edge, ...]) -> str:
+    return "/".join(f"{a},{b}" for a, b in edges)
+
+
+def _adjacency(edges: tuple[Edge, ...] | list[Edge]) -> dict[int, list[int]]:
+    successors: dict[int, list[int]] = {}
+    for a, b in edges:
+        targets = successors.setdefault(a, [])
+        if b not in targets:
+            targets.append(b)
+    return successors
+
+
+def find_path(edges: tuple[Edge, ...] | list[Edge], start: int, goal: int) -> list[int] | None:
+    """Nodes of a shortest directed path start -> goal (breadth-first search), or None."""
+    successors = _adjacency(edges)
+    parent: dict[int, int | None] = {start: None}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        if node == goal:
+            path = [node]
+            while parent[path[-1]] is not None:
+                path.append(parent[path[-1]])  # type: ignore[arg-type]
+            return path[::-1]
+        for nxt in successors.get(node, ()):
+            if nxt not in parent:
+                parent[nxt] = node
+                queue.append(nxt)
+    return None
+
+
+def planning_distance(edges: tuple[Edge, ...] | list[Edge], start: int, goal: int) -> int:
+    """Edges from the branching node farthest from the goal to the goal, on the path start->goal.
+
+    A branching node is a node of the path (goal excluded) with two or more distinct
+    successors; none gives 0. ValueError if the goal cannot be reached.
+    """
+    path = find_path(edges, start, goal)
+    if path is None:
+        raise ValueError(f"no path from {start} to {goal}")
+    successors = _adjacency(edges)
+    for index, node in enumerate(path[:-1]):
+        if len(successors.get(node, ())) >= 2:
+            return len(path) - 1 - index
+    return 0
+
+
+def _is_path(problem: PathProblem, answer_edges: list[Edge], edge_set: set[Edge]) -> bool:
+    """Whether the edges, in order, walk from start to goal over graph edges, no node twice."""
+    if not answer_edges or answer_edges[0][0] != problem.start or answer_edges[-1][1] != problem.goal:
+        return False
+    visited = [answer_edges[0][0]]
+    for index, (a, b) in enumerate(answer_edges):
+        if (a, b) not in edge_set:
+            return False
+        if index > 0 and a != answer_edges[index - 1][1]:
+            return False
+        visited.append(b)
+    return len(set(visited)) == len(visited)
+
+
+def _max_weighted_sum(lengths_desc: list[int], top_sums: list[int]) -> int:
+    """Upper bound of sum(length(id) * occurrences(id)) over every way of assigning ids.
+
+    Abel summation: sum_r m_(r) l_(r) = sum_k (l_k - l_(k+1)) * S_k, with S_k the sum of
+    the k largest occurrence counts; replacing each S_k by its maximum over all graph shapes
+    gives a bound that is exact when one shape maximises every S_k (true for the defaults).
+    """
+    total = 0
+    for k in range(1, len(top_sums) + 1):
+        following = lengths_desc[k] if k < len(top_sums) else 0
+        total += (lengths_desc[k - 1] - following) * top_sums[k - 1]
+    return total
+
+
+@register
+class PathTask(Task):
+    """Minimal planning on a graph of paths that branch off the gold path (SPEC §1)."""
+
+    name: ClassVar[str] = "path"
+    summary: ClassVar[str] = "minimal planning: find the start->goal path among branching paths"
+    example: ClassVar[dict[str, str]] = {
+        "input": "5,9/11,7/2,1/9,3/3,8/7,2/8,4/6,11/5,6/4,0-5,1",
+        "output": "5,6/6,11/11,7/7,2/2,1",
+    }
+
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        nodes: int = dataclasses.field(default=6, metadata={"help": "nodes per path"})
+        paths: int = dataclasses.field(default=2, metadata={"help": "number of paths"})
+        id_count: int = dataclasses.field(
+            default=0, metadata={"help": "node ids are drawn from 0..id_count-1; 0 means nodes*paths"}
+        )
+
+    # ------------------------------------------------------------------ generation
+    @staticmethod
+    def _pool_size(options: Options) -> int:
+        return options.id_count or options.nodes * options.paths
+
+    @staticmethod
+    def _ids_needed(options: Options) -> int:
+        return options.nodes + (options.paths - 1) * (options.nodes - 1)
+
+    def prepare(self, options: Options) -> None:
+        if options.nodes < 2:
+            raise ValueError(f"path: nodes must be >= 2, got {options.nodes}")
+        if options.paths < 1:
+            raise ValueError(f"path: paths must be >= 1, got {options.paths}")
+        if options.id_count < 0:
+            raise ValueError(f"path: id_count must be >= 0, got {options.id_count}")
+        needed = self._ids_needed(options)
+        if self._pool_size(options) < needed:
+            raise ValueError(
+                f"path: {options.paths} paths of {options.nodes} nodes need {needed} distinct ids, "
+                f"but id_count is {options.id_count}"
+            )
+
+    def sample(self, rng: random.Random, options: Options) -> dict[str, Any]:
+        self.prepare(options)
+        n = options.nodes
+        ids = rng.sample(range(self._pool_size(options)), self._ids_needed(options))
+        gold, fresh = ids[:n], ids[n:]
+        all_paths = [gold]
+        positions = []
+        for index in range(options.paths - 1):
+            position = rng.randrange(n)
+            own = fresh[index * (n - 1) : (index + 1) * (n - 1)]
+            all_paths.append(own[:position] + [gold[position]] + own[position:])
+            positions.append(position)
+        edges = [(path[i], path[i + 1]) for path in all_paths for i in range(n - 1)]
+        rng.shuffle(edges)
+        problem = PathProblem(tuple(edges), gold[0], gold[-1])
+        # The branching node is gold[p] unless p is the goal itself; the earliest one counts.
+        branching = [p for p in positions if p < n - 1]
+        pd = n - 1 - min(branching) if branching else 0
+        gold_edges = [(gold[i], gold[i + 1]) for i in range(n - 1)]
+        return {"input": self.format_input(problem), "output": _format_edges(gold_edges), "pd": pd}
+
+    # ------------------------------------------------------------------ format
+    def parse_input(self, text: str) -> PathProblem:
+        body = text.strip()
+        edge_text, dash, endpoints = body.partition("-")
+        if not dash:
+            raise ValueError(f"missing '-start,goal' in {text[:80]!r}")
+        start, goal = _parse_edge(endpoints)
+        if start == goal:
+            raise ValueError(f"start and goal are the same node ({start})")
+        return PathProblem(tuple(_parse_edges(edge_text)), start, goal)
+
+    def format_input(self, problem: PathProblem) -> str:
+        return f"{_format_edges(problem.edges)}-{problem.start},{problem.goal}"
+
+    def canonical(self, problem: PathProblem) -> str:
+        # The same graph listed in another order (or with a repeated edge) is the same problem.
+        return f"{_format_edges(sorted(set(problem.edges)))}-{problem.start},{problem.goal}"
+
+    # ------------------------------------------------------------------ solving
+    def solve(self, problem: PathProblem) -> str | None:
+        path = find_path(problem.edges, problem.start, problem.goal)
+        if path is None:
+            return None
+        return _format_edges(list(zip(path, path[1:])))
+
+    # ------------------------------------------------------------------ judging
+    def judge(self, problem: PathProblem, answer: str) -> dict[str, bool]:
+        try:
+            answer_edges = _parse_edges(answer.strip())
+        except ValueError:
+            return {"correct": False}
+        edge_set = set(problem.edges)
+        # Reversed form: goal back to start, each edge written b,a; undo both reversals.
+        undone = [(b, a) for a, b in reversed(answer_edges)]
+        correct = _is_path(problem, answer_edges, edge_set) or _is_path(problem, undone, edge_set)
+        return {"correct": correct}
+
+    def group(self, problem: PathProblem) -> str:
+        try:
+            return f"pd={planning_distance(problem.edges, problem.start, problem.goal)}"
+        except ValueError:
+            return "pd=none"
+
+    def reference_lengths(self, options: Options) -> tuple[int, int]:
+        """(cutoff, AR max_new_tokens): the reference's (75, 24) for the defaults, else a bound.
+
+        One token per character; a sequence is input SEP output EOS. The bound is the
+        longest possible input plus the longest possible output plus 2, and the longest
+        output plus EOS. (For the defaults that bound is (74, 24); the reference used 75.)
+        """
+        self.prepare(options)
+        n, pool = options.nodes, self._pool_size(options)
+        if (n, options.paths, pool) == (6, 2, 12):
+            return 75, 24
+        ids_used = self._ids_needed(options)
+        lengths_desc = sorted((len(str(i)) for i in range(pool)), reverse=True)[:ids_used]
+
+        # Output: interior nodes of the gold path are written twice, its endpoints once.
+        gold_counts = sorted([2] * (n - 2) + [1, 1], reverse=True)
+        gold_top = [sum(gold_counts[:k]) for k in range(1, n + 1)]
+        longest_output = _max_weighted_sum(lengths_desc[:n], gold_top) + (n - 1) + (n - 2)
+
+        # Input: each node is written once per incident edge, start and goal once more.
+        # For a given number a of paths joining at an interior node (b = rest at an
+        # endpoint), putting all a on one node and all b on one endpoint maximises every
+        # top-k sum of occurrence counts, so only a needs enumerating.
+        edge_count = options.paths * (n - 1)
+        best_top = [0] * ids_used
+        for interior in range(options.paths if n >= 3 else 1):
+            at_end = options.paths - 1 - interior
+            counts = [2] * n  # gold nodes: endpoints 1 edge + 1 in "-start,goal"
+            if interior:
+                counts[1] += 2 * interior
+            counts[0] += at_end
+            counts += interior * ([2] * (n - 3) + [1, 1]) + at_end * ([2] * (n - 2) + [1])
+            counts.sort(reverse=True)
+            running = 0
+            for k, count in enumerate(counts):
+                running += count
+                best_top[k] = max(best_top[k], running)
+        longest_input = _max_weighted_sum(lengths_desc, best_top) + 2 * edge_count + 1
+        return longest_input + longest_output + 2, longest_output + 1
