@@ -1,0 +1,216 @@
+"""Decoders, registered by name: one file per decoder, each serving one objective family.
+
+Every decoder is a dataclass of settings, called the same way:
+
+    decoder = get_decoder("topk", steps=20, noise=0.0)
+    result = decoder(objective.predictor(model), prompts, seq_len=164, max_new_tokens=82)
+    texts = [tokenizer.decode_answer(ids) for ids in result.answers]
+
+- `predict`: `objective.predictor(model)`. For `mdm` decoders a callable
+  `predict(x_BxL) -> logits B x L x V`; for `ar` decoders the causal `Transformer` itself
+  (called with `kv_cache=`, `start_pos=`, `logits_at=`).
+- `prompts`: token ids `input SEP` (`CharTokenizer.encode_prompt`), any lengths.
+- `seq_len`: total sequence length (the task's cutoff). MDM decoders fill positions
+  len(prompt) .. seq_len-1; AR decoders never let a sequence grow past it.
+- `max_new_tokens`: AR only (stop after that many new tokens); MDM decoders ignore it,
+  so one call works for every decoder.
+- `generator`: the only source of randomness (drawn on its device, moved to `device`).
+- `device`: where to run; default `predict.device` if it has one, else CPU.
+- `eos_id`, `mask_id`: special ids (defaults: `dvar.tokenizer`'s).
+
+The caller puts the model in eval mode; decoders run under `torch.no_grad()`.
+`DecodeResult.answers[i]` holds the ids after prompt i's SEP up to (not including) the
+first EOS; `nfe` counts calls of `predict` (a batched call counts once).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import importlib
+import pkgutil
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import torch
+
+from dvar.tokenizer import EOS_ID, MASK_ID
+
+
+@dataclasses.dataclass
+class DecodeResult:
+    answers: list[list[int]]  # per prompt: ids after SEP, up to the first EOS (excluded)
+    nfe: int  # model calls made, a batched call counting once
+    # Per prompt: every id the decoder produced after the prompt (EOS and beyond
+    # included), for inspection.
+    generated: list[list[int]] = dataclasses.field(default_factory=list)
+
+
+class Decoder(abc.ABC):
+    """Subclasses are dataclasses whose fields are the decoder's settings."""
+
+    name: ClassVar[str]
+    family: ClassVar[str]  # "ar" or "mdm": the objective family it decodes
+
+    @abc.abstractmethod
+    def __call__(
+        self,
+        predict: Callable[..., torch.Tensor],
+        prompts: Sequence[Sequence[int]],
+        *,
+        seq_len: int,
+        max_new_tokens: int | None = None,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        eos_id: int = EOS_ID,
+        mask_id: int = MASK_ID,
+    ) -> DecodeResult:
+        """Decode every prompt; see the module docstring."""
+
+
+def resolve_device(predict: Any, device: torch.device | str | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return torch.device(getattr(predict, "device", "cpu"))
+
+
+def cut_at_eos(ids: Sequence[int], eos_id: int) -> list[int]:
+    ids = list(ids)
+    return ids[: ids.index(eos_id)] if eos_id in ids else ids
+
+
+def uniform(
+    shape: Sequence[int], generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
+    """U[0, 1) numbers drawn on the generator's device, then moved to `device`."""
+    draw_on = generator.device if generator is not None else device
+    return torch.rand(*shape, generator=generator, device=draw_on).to(device)
+
+
+# ---------------------------------------------------------------------- MDM helpers
+class MaskedDecoder(Decoder):
+    """Shared frame of the MDM decoders: a canvas `prompt MASK ... MASK` of `seq_len`
+    ids per prompt, a loop of model calls that fills the masks, answers read after SEP."""
+
+    family: ClassVar[str] = "mdm"
+
+    def __call__(
+        self,
+        predict: Callable[..., torch.Tensor],
+        prompts: Sequence[Sequence[int]],
+        *,
+        seq_len: int,
+        max_new_tokens: int | None = None,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        eos_id: int = EOS_ID,
+        mask_id: int = MASK_ID,
+    ) -> DecodeResult:
+        if not prompts:
+            return DecodeResult(answers=[], nfe=0, generated=[])
+        run_on = resolve_device(predict, device)
+        lengths = [len(p) for p in prompts]
+        if max(lengths) >= seq_len:
+            raise ValueError(f"a prompt of {max(lengths)} ids leaves nothing to fill in {seq_len}")
+        x_BxL = torch.full((len(prompts), seq_len), mask_id, dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            x_BxL[row, : len(prompt)] = torch.tensor(list(prompt), dtype=torch.long)
+        x_BxL = x_BxL.to(run_on)
+        positions_1xL = torch.arange(seq_len, device=run_on)[None, :]
+        maskable_BxL = positions_1xL >= torch.tensor(lengths, device=run_on)[:, None]
+        with torch.no_grad():
+            x_BxL, nfe = self.denoise(predict, x_BxL, maskable_BxL, generator, mask_id)
+        rows = x_BxL.tolist()
+        generated = [row[length:] for row, length in zip(rows, lengths)]
+        return DecodeResult(
+            answers=[cut_at_eos(ids, eos_id) for ids in generated], nfe=nfe, generated=generated
+        )
+
+    @abc.abstractmethod
+    def denoise(
+        self,
+        predict: Callable[..., torch.Tensor],
+        x_BxL: torch.Tensor,
+        maskable_BxL: torch.Tensor,
+        generator: torch.Generator | None,
+        mask_id: int,
+    ) -> tuple[torch.Tensor, int]:
+        """Fill every maskable position of `x_BxL` (all MASK on entry); return the final
+        sequences and the number of `predict` calls."""
+
+
+def predict_x0(
+    predict: Callable[..., torch.Tensor], x_BxL: torch.Tensor, mask_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Most likely token at every position and its log-probability, both B x L.
+
+    MASK itself is never a prediction: it is no answer token (training never targets it)
+    and keeping it out guarantees that no MASK is left at the end. The reference does not
+    exclude it; a trained model puts no mass there, so its choices are the same.
+    """
+    logp_BxLxV = torch.log_softmax(predict(x_BxL).float(), dim=-1)
+    logp_BxLxV[..., mask_id] = float("-inf")
+    score_BxL, token_BxL = logp_BxLxV.max(dim=-1)
+    return token_BxL, score_BxL
+
+
+# ---------------------------------------------------------------------- registry
+_REGISTRY: dict[str, type[Decoder]] = {}
+_LOADED = False
+
+
+def register_decoder(name: str) -> Callable[[type[Decoder]], type[Decoder]]:
+    """Class decorator: make a decoder (a dataclass of settings) available by name."""
+
+    def decorate(cls: type[Decoder]) -> type[Decoder]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"decoder {name!r} registered twice")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def _load_all() -> None:
+    global _LOADED
+    if not _LOADED:
+        for info in pkgutil.iter_modules(__path__):
+            importlib.import_module(f"{__name__}.{info.name}")
+        _LOADED = True
+
+
+def decoder_names(family: str | None = None) -> list[str]:
+    """All decoder names, or those serving `family` ("ar" / "mdm")."""
+    _load_all()
+    return sorted(n for n, c in _REGISTRY.items() if family is None or c.family == family)
+
+
+def decoder_class(name: str) -> type[Decoder]:
+    """The registered class; `dataclasses.fields` of it lists the settings."""
+    _load_all()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown decoder {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def get_decoder(name: str, **settings: Any) -> Decoder:
+    """The decoder `name` with its defaults, then `settings`; unknown names are errors."""
+    cls = decoder_class(name)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"decoder {name!r}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    return cls(**settings)
+
+
+__all__ = [
+    "Decoder",
+    "DecodeResult",
+    "MaskedDecoder",
+    "predict_x0",
+    "register_decoder",
+    "get_decoder",
+    "decoder_class",
+    "decoder_names",
+]

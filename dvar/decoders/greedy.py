@@ -1,0 +1,87 @@
+"""Greedy autoregressive decoding with a KV cache (the AR baseline).
+
+From the prompt `5,1 SEP` the model appends its most likely next token, one model call
+per token, until EOS, `max_new_tokens` or `seq_len`: `5 , 6 EOS` -> answer ids of `5,6`.
+
+Prompts of equal length are decoded together in one batch (no padding, so the result is
+the same as decoding each alone); a row that has finished keeps being computed until its
+whole group has, and its extra tokens are dropped. NFE counts batched calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import torch
+
+from dvar.decoders import DecodeResult, Decoder, register_decoder, resolve_device
+from dvar.model import KVCache
+from dvar.tokenizer import EOS_ID, MASK_ID
+
+
+@register_decoder("greedy")
+@dataclasses.dataclass
+class Greedy(Decoder):
+    family = "ar"
+
+    def __call__(
+        self,
+        predict: Callable[..., torch.Tensor],
+        prompts: Sequence[Sequence[int]],
+        *,
+        seq_len: int,
+        max_new_tokens: int | None = None,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        eos_id: int = EOS_ID,
+        mask_id: int = MASK_ID,
+    ) -> DecodeResult:
+        run_on = resolve_device(predict, device)
+        groups: dict[int, list[int]] = {}
+        for index, prompt in enumerate(prompts):
+            groups.setdefault(len(prompt), []).append(index)
+        generated: list[list[int]] = [[] for _ in prompts]
+        nfe = 0
+        with torch.no_grad():
+            for length, indices in sorted(groups.items()):
+                budget = seq_len - length
+                if max_new_tokens is not None:
+                    budget = min(budget, max_new_tokens)
+                if budget <= 0:
+                    continue
+                prompt_BxP = torch.tensor([list(prompts[i]) for i in indices], device=run_on)
+                tokens, calls = self._decode_group(predict, prompt_BxP, budget, eos_id)
+                nfe += calls
+                for index, row in zip(indices, tokens):
+                    generated[index] = row
+        answers = [row[:-1] if row and row[-1] == eos_id else row for row in generated]
+        return DecodeResult(answers=answers, nfe=nfe, generated=generated)
+
+    @staticmethod
+    def _decode_group(
+        predict: Callable[..., torch.Tensor], prompt_BxP: torch.Tensor, budget: int, eos_id: int
+    ) -> tuple[list[list[int]], int]:
+        """Up to `budget` new tokens per row, each row cut after its first EOS."""
+        B, P = prompt_BxP.shape
+        cache = KVCache()
+        last_BxP = torch.zeros(B, P, dtype=torch.bool, device=prompt_BxP.device)
+        last_BxP[:, -1] = True
+        logits_BxV = predict(prompt_BxP, logits_at=last_BxP, kv_cache=cache, start_pos=0)
+        calls = 1
+        new_tokens_BxN = []
+        finished_B = torch.zeros(B, dtype=torch.bool, device=prompt_BxP.device)
+        every_Bx1 = torch.ones(B, 1, dtype=torch.bool, device=prompt_BxP.device)
+        while True:
+            next_B = logits_BxV.argmax(dim=-1)
+            new_tokens_BxN.append(next_B)
+            finished_B |= next_B == eos_id
+            # One sync per token to stop early; tiny next to the model call.
+            if len(new_tokens_BxN) == budget or bool(finished_B.all()):
+                break
+            logits_BxV = predict(
+                next_B[:, None], logits_at=every_Bx1, kv_cache=cache, start_pos=cache.length
+            )
+            calls += 1
+        rows = torch.stack(new_tokens_BxN, dim=1).tolist()
+        return [row[: row.index(eos_id) + 1] if eos_id in row else row for row in rows], calls

@@ -1,0 +1,96 @@
+"""Top-k ("easy-first") MDM decoding, the paper's default decoder.
+
+Reference: HKUNLP/diffusion-vs-ar `src/llmtuner/tuner/mdm/trainer.py`
+(`generate_samples`, `topk_decoding`, `topk_masking`); its default strategy string
+`stochastic0.5-linear` is `TopK(schedule="linear", noise=0.5)` here.
+
+With T = 4 and m = 8 maskable positions (everything after SEP up to `seq_len`):
+
+    t=3  predict all 8, keep the 2 most confident, re-mask k = floor(8*3/4) = 6
+    t=2  predict all 8 again (earlier choices too), re-mask k = 4
+    t=1  ... re-mask k = 2
+    t=0  predict all 8, keep everything          -> exactly T model calls
+
+Confidence is the log-probability of the predicted token; with `noise` > 0, Gumbel noise
+scaled by noise * rate is added before ranking (rate = the fraction re-masked, t/T for
+`linear`; the reference uses this rate for `cosine` too).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import torch
+
+from dvar.decoders import MaskedDecoder, predict_x0, register_decoder, uniform
+
+SCHEDULES = ("linear", "cosine")
+
+
+def remask_rate(t: int, steps: int, schedule: str) -> float:
+    """Fraction of the maskable positions re-masked after step t (t = steps-1 .. 1)."""
+    if schedule == "linear":
+        return t / steps
+    return math.cos(math.pi / 2 * (steps - t) / steps)
+
+
+def remask_count(m: int, t: int, steps: int, schedule: str) -> int:
+    if schedule == "linear":
+        return m * t // steps  # exact floor(m*t/T), no float rounding at integers
+    return math.floor(m * remask_rate(t, steps, schedule))
+
+
+def gumbel(shape: torch.Size, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    # The reference's -log(-log(u + 1e-8) + 1e-8).
+    u = uniform(shape, generator, device)
+    return -torch.log(-torch.log(u + 1e-8) + 1e-8)
+
+
+@register_decoder("topk")
+@dataclasses.dataclass
+class TopK(MaskedDecoder):
+    steps: int = 20  # T: exactly this many model calls
+    schedule: str = "linear"  # or "cosine"
+    noise: float = 0.5  # Gumbel scale factor; 0 = deterministic
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"topk: steps must be >= 1, got {self.steps}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"topk: schedule {self.schedule!r} not in {SCHEDULES}")
+        if self.noise < 0:
+            raise ValueError(f"topk: noise must be >= 0, got {self.noise}")
+
+    def denoise(
+        self,
+        predict: Callable[..., torch.Tensor],
+        x_BxL: torch.Tensor,
+        maskable_BxL: torch.Tensor,
+        generator: torch.Generator | None,
+        mask_id: int,
+    ) -> tuple[torch.Tensor, int]:
+        m_B = maskable_BxL.sum(dim=1).tolist()
+        positions_BxL = torch.arange(x_BxL.size(1), device=x_BxL.device).expand_as(x_BxL)
+        for t in range(self.steps - 1, -1, -1):
+            token_BxL, score_BxL = predict_x0(predict, x_BxL, mask_id)
+            x0_BxL = torch.where(maskable_BxL, token_BxL, x_BxL)
+            if t == 0:
+                return x0_BxL, self.steps
+            rate = remask_rate(t, self.steps, self.schedule)
+            if self.noise > 0:
+                score_BxL = score_BxL + self.noise * rate * gumbel(
+                    score_BxL.shape, generator, x_BxL.device
+                )
+            # The prompt is never re-masked: rank it after every maskable position.
+            score_BxL = score_BxL.masked_fill(~maskable_BxL, float("inf"))
+            # Exactly k per row, ties broken by position (a stable sort). The reference
+            # masks `score < k-th smallest`, which re-masks fewer than k on ties.
+            order_BxL = torch.argsort(score_BxL, dim=1, stable=True)
+            rank_BxL = torch.empty_like(order_BxL).scatter_(1, order_BxL, positions_BxL)
+            k_Bx1 = torch.tensor(
+                [remask_count(m, t, self.steps, self.schedule) for m in m_B], device=x_BxL.device
+            )[:, None]
+            x_BxL = x0_BxL.masked_fill(rank_BxL < k_Bx1, mask_id)
+        raise AssertionError("unreachable: the loop returns at t = 0")

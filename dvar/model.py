@@ -1,0 +1,257 @@
+"""The GPT-2-style transformer that both objectives train (it knows nothing about masking).
+
+Layout as in GPT-2 / nanoGPT: learned token + absolute position embeddings, pre-LayerNorm
+blocks (attention, then a 4x GELU MLP), a final LayerNorm and an output head tied to the
+token embeddings. One flag, `causal`, switches between the AR model and the bidirectional
+MDM denoiser (the reference removes GPT-2's causal mask the same way, see
+HKUNLP/diffusion-vs-ar `src/llmtuner/tuner/mdm/model.py`).
+
+    >>> config = model_config("micro", vocab_size=31, block_size=16)
+    >>> model = Transformer(config)
+    >>> model(torch.zeros(2, 16, dtype=torch.long)).shape       # B x L x V
+    torch.Size([2, 16, 31])
+
+Shapes in names: B batch, L sequence, H heads, K head width, D model width, V vocab,
+N selected positions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    vocab_size: int
+    block_size: int  # longest sequence (learned position embeddings)
+    n_layer: int
+    n_head: int
+    n_embd: int
+    dropout: float = 0.0
+    causal: bool = True
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+# Named sizes. tiny/base/medium are the reference's model_config_tiny / model_config /
+# model_config_medium (~6M / ~85M / ~303M parameters); micro and mini are for CPU runs.
+SIZES: dict[str, dict[str, int]] = {
+    "micro": dict(n_layer=2, n_embd=64, n_head=2),
+    "mini": dict(n_layer=2, n_embd=128, n_head=4),
+    "tiny": dict(n_layer=3, n_embd=384, n_head=12),
+    "base": dict(n_layer=12, n_embd=768, n_head=12),
+    "medium": dict(n_layer=24, n_embd=1024, n_head=16),
+}
+
+
+def model_config(size: str, vocab_size: int, block_size: int, **overrides: Any) -> ModelConfig:
+    """The named `size` for this vocabulary and length, then `overrides` (e.g. causal=False)."""
+    if size not in SIZES:
+        raise KeyError(f"unknown model size {size!r}; known sizes: {', '.join(SIZES)}")
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown model setting(s) {unknown}; known: {sorted(known)}")
+    settings = {**SIZES[size], "vocab_size": vocab_size, "block_size": block_size, **overrides}
+    return ModelConfig(**settings)
+
+
+class KVCache:
+    """Keys and values of every layer for the tokens seen so far (causal decoding only).
+
+    Pass the same object to successive `Transformer.forward(..., kv_cache=cache,
+    start_pos=cache.length)` calls; each call appends its tokens.
+    """
+
+    def __init__(self) -> None:
+        self.keys: list[torch.Tensor] = []  # per layer, B x H x length x K
+        self.values: list[torch.Tensor] = []
+
+    @property
+    def length(self) -> int:
+        return self.keys[0].size(2) if self.keys else 0
+
+    def append(
+        self, layer: int, k_BxHxLxK: torch.Tensor, v_BxHxLxK: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store this layer's new keys/values; return all of them (past + new)."""
+        if layer == len(self.keys):
+            self.keys.append(k_BxHxLxK)
+            self.values.append(v_BxHxLxK)
+        else:
+            self.keys[layer] = torch.cat([self.keys[layer], k_BxHxLxK], dim=2)
+            self.values[layer] = torch.cat([self.values[layer], v_BxHxLxK], dim=2)
+        return self.keys[layer], self.values[layer]
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.causal = config.causal
+        self.dropout = config.dropout
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self, x_BxLxD: torch.Tensor, kv_cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
+        B, L, D = x_BxLxD.shape
+        q_BxLxD, k_BxLxD, v_BxLxD = self.c_attn(x_BxLxD).split(D, dim=2)
+        q_BxHxLxK = q_BxLxD.view(B, L, self.n_head, D // self.n_head).transpose(1, 2)
+        k_BxHxSxK = k_BxLxD.view(B, L, self.n_head, D // self.n_head).transpose(1, 2)
+        v_BxHxSxK = v_BxLxD.view(B, L, self.n_head, D // self.n_head).transpose(1, 2)
+
+        mask_LxS = None
+        is_causal = self.causal
+        if kv_cache is not None:
+            k_BxHxSxK, v_BxHxSxK = kv_cache.append(layer, k_BxHxSxK, v_BxHxSxK)
+            past = k_BxHxSxK.size(2) - L
+            if past > 0:
+                # SDPA's is_causal aligns the mask top-left, which is wrong once keys
+                # outnumber queries; one new token may see everything, several need an
+                # explicit bottom-right-aligned mask (decoding only, never in training).
+                is_causal = False
+                if L > 1:
+                    mask_LxS = torch.ones(
+                        L, past + L, dtype=torch.bool, device=x_BxLxD.device
+                    ).tril(diagonal=past)
+
+        y_BxHxLxK = F.scaled_dot_product_attention(
+            q_BxHxLxK,
+            k_BxHxSxK,
+            v_BxHxSxK,
+            attn_mask=mask_LxS,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=is_causal,
+        )
+        y_BxLxD = y_BxHxLxK.transpose(1, 2).contiguous().view(B, L, D)
+        return self.resid_dropout(self.c_proj(y_BxLxD))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        # GPT-2's "gelu_new" is the tanh approximation.
+        self.gelu = nn.GELU(approximate="tanh")
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x_BxLxD: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x_BxLxD))))
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = SelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(
+        self, x_BxLxD: torch.Tensor, kv_cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
+        x_BxLxD = x_BxLxD + self.attn(self.ln_1(x_BxLxD), kv_cache, layer)
+        return x_BxLxD + self.mlp(self.ln_2(x_BxLxD))
+
+
+class ParameterCount(NamedTuple):
+    non_embedding: int  # without token and position embeddings (the head is tied to them)
+    total: int
+
+
+class Transformer(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # tied, as in GPT-2
+
+        self.apply(self._init_weights)
+        # GPT-2: residual projections scaled by 1/sqrt(2 * n_layer) so that the residual
+        # stream's variance does not grow with depth.
+        for name, param in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    @property
+    def device(self) -> torch.device:
+        return self.wte.weight.device
+
+    def num_parameters(self) -> ParameterCount:
+        total = sum(p.numel() for p in self.parameters())  # the tied head counts once
+        embeddings = self.wte.weight.numel() + self.wpe.weight.numel()
+        return ParameterCount(non_embedding=total - embeddings, total=total)
+
+    def forward(
+        self,
+        input_ids_BxL: torch.Tensor,
+        logits_at: torch.Tensor | None = None,
+        kv_cache: KVCache | None = None,
+        start_pos: int = 0,
+    ) -> torch.Tensor:
+        """Logits B x L x V, or N x V at the True entries of `logits_at` (bool B x L,
+        row-major order) so that unused positions never pay for the output head.
+
+        With `kv_cache` (causal models only) the tokens are positions `start_pos ..` of
+        sequences whose earlier tokens are in the cache; they are appended to it.
+        """
+        B, L = input_ids_BxL.shape
+        if kv_cache is not None:
+            if not self.config.causal:
+                raise ValueError("a KV cache is only valid for a causal model")
+            if start_pos != kv_cache.length:
+                raise ValueError(f"start_pos={start_pos} but the cache holds {kv_cache.length}")
+        if start_pos + L > self.config.block_size:
+            raise ValueError(
+                f"sequence of {start_pos + L} tokens exceeds block_size={self.config.block_size}"
+            )
+        positions_L = torch.arange(start_pos, start_pos + L, device=input_ids_BxL.device)
+        h_BxLxD = self.drop(self.wte(input_ids_BxL) + self.wpe(positions_L))
+        for layer, block in enumerate(self.blocks):
+            h_BxLxD = block(h_BxLxD, kv_cache, layer)
+        h_BxLxD = self.ln_f(h_BxLxD)
+        if logits_at is not None:
+            return self.lm_head(h_BxLxD[logits_at])  # N x V
+        return self.lm_head(h_BxLxD)
+
+
+__all__ = [
+    "ModelConfig",
+    "SIZES",
+    "model_config",
+    "KVCache",
+    "Transformer",
+    "ParameterCount",
+]

@@ -1,0 +1,135 @@
+import math
+import time
+
+import pytest
+import torch
+
+from dvar.model import KVCache, ModelConfig, Transformer, model_config
+
+V, L = 31, 12
+
+
+def make_model(causal: bool, seed: int = 0, **overrides) -> Transformer:
+    torch.manual_seed(seed)
+    return Transformer(model_config("micro", V, 16, causal=causal, **overrides)).eval()
+
+
+def embedding_grads(model: Transformer, ids, position: int) -> torch.Tensor:
+    """|d logits[:, position] / d embeddings| per input position, B x L."""
+    captured = {}
+
+    def keep(module, inputs, output):
+        output.retain_grad()
+        captured["emb"] = output
+
+    handle = model.wte.register_forward_hook(keep)
+    logits = model(ids)
+    handle.remove()
+    logits[:, position].sum().backward()
+    return captured["emb"].grad.abs().sum(-1)
+
+
+def test_causal_model_never_sees_the_future():
+    model = make_model(causal=True)
+    ids = torch.randint(0, V, (2, L))
+    for position in (0, 5, L - 1):
+        grads = embedding_grads(model, ids, position)
+        assert torch.all(grads[:, position + 1 :] == 0)
+        assert torch.all(grads[:, : position + 1] > 0)
+
+
+def test_bidirectional_model_sees_everything():
+    model = make_model(causal=False)
+    ids = torch.randint(0, V, (2, L))
+    grads = embedding_grads(model, ids, 3)
+    assert torch.all(grads > 0)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_logits_at_equals_indexing(causal):
+    model = make_model(causal)
+    ids = torch.randint(0, V, (3, L))
+    at = torch.rand(3, L) < 0.4
+    full = model(ids)
+    assert torch.allclose(model(ids, logits_at=at), full[at], atol=1e-6)
+    assert model(ids, logits_at=at).shape == (int(at.sum()), V)
+
+
+def test_kv_cache_equals_full_recomputation():
+    model = make_model(causal=True)
+    ids = torch.randint(0, V, (2, L))
+    full = model(ids)
+    cache = KVCache()
+    pieces = [model(ids[:, :4], kv_cache=cache, start_pos=0)]
+    for p in range(4, 7):  # one token at a time
+        pieces.append(model(ids[:, p : p + 1], kv_cache=cache, start_pos=p))
+    pieces.append(model(ids[:, 7:], kv_cache=cache, start_pos=7))  # a chunk after a past
+    assert cache.length == L
+    assert torch.allclose(torch.cat(pieces, dim=1), full, atol=1e-5)
+
+
+def test_kv_cache_misuse_is_an_error():
+    with pytest.raises(ValueError, match="causal"):
+        make_model(causal=False)(torch.zeros(1, 3, dtype=torch.long), kv_cache=KVCache())
+    model = make_model(causal=True)
+    cache = KVCache()
+    model(torch.zeros(1, 3, dtype=torch.long), kv_cache=cache)
+    with pytest.raises(ValueError, match="start_pos"):
+        model(torch.zeros(1, 1, dtype=torch.long), kv_cache=cache, start_pos=5)
+    with pytest.raises(ValueError, match="block_size"):
+        model(torch.zeros(1, 17, dtype=torch.long))
+
+
+def test_sizes_and_parameter_counts():
+    tiny = Transformer(model_config("tiny", 31, 164))
+    counts = tiny.num_parameters()
+    assert 5.0e6 < counts.non_embedding < 5.5e6  # "~6M" in the paper (1024 positions)
+    assert counts.total == counts.non_embedding + 31 * 384 + 164 * 384  # head tied
+    assert tiny.lm_head.weight is tiny.wte.weight
+    assert len(tiny.blocks) == 3 and tiny.blocks[0].attn.n_head == 12
+    with pytest.raises(ValueError, match="unknown"):
+        model_config("tiny", 31, 164, n_layers=2)
+    with pytest.raises(KeyError):
+        model_config("huge", 31, 164)
+    with pytest.raises(ValueError):
+        ModelConfig(vocab_size=31, block_size=8, n_layer=1, n_head=3, n_embd=64)
+
+
+def test_gpt2_init_scales_residual_projections():
+    model = Transformer(model_config("mini", 31, 16, n_layer=8))
+    proj = torch.cat([b.attn.c_proj.weight.flatten() for b in model.blocks])
+    fc = torch.cat([b.mlp.c_fc.weight.flatten() for b in model.blocks])
+    assert abs(proj.std().item() - 0.02 / math.sqrt(16)) < 1e-3
+    assert abs(fc.std().item() - 0.02) < 1e-3
+    assert torch.all(model.blocks[0].attn.c_attn.bias == 0)
+
+
+def test_dropout_is_a_setting():
+    model = make_model(causal=False, dropout=0.5)
+    ids = torch.randint(0, V, (2, L))
+    model.train()
+    assert not torch.equal(model(ids), model(ids))
+    model.eval()
+    assert torch.equal(model(ids), model(ids))
+
+
+@pytest.mark.slow
+def test_report_tiny_mdm_throughput():
+    """Forward+backward tokens/s of `tiny` at L=164, batch 64, MDM objective (prints)."""
+    from dvar.objectives import get_objective
+
+    objective = get_objective("mdm")
+    model = Transformer(model_config("tiny", 31, 164, causal=False)).train()
+    batch = {
+        "input_ids": torch.randint(5, 31, (64, 164)),
+        "answer_start": torch.full((64,), 82),
+        "answer_end": torch.full((64,), 164),
+    }
+    generator = torch.Generator().manual_seed(0)
+    objective.loss(model, batch, generator)[0].backward()  # warm-up
+    start, repeats = time.perf_counter(), 3
+    for _ in range(repeats):
+        model.zero_grad(set_to_none=True)
+        objective.loss(model, batch, generator)[0].backward()
+    seconds = (time.perf_counter() - start) / repeats
+    print(f"tiny mdm fwd+bwd: {64 * 164 / seconds:.0f} tokens/s ({seconds:.2f} s/step)")
