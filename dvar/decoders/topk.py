@@ -14,6 +14,16 @@ With T = 4 and m = 8 maskable positions (everything after SEP up to `seq_len`):
 Confidence is the log-probability of the predicted token; with `noise` > 0, Gumbel noise
 scaled by noise * rate is added before ranking (rate = the fraction re-masked, t/T for
 `linear`; the reference uses this rate for `cosine` too).
+
+Visible (already decoded) tokens. The reference re-predicts them from the model's output at
+their own position. It trains with the causal-LM logit shift, so that output comes from
+the position before, which has learned to name its right neighbour and, the neighbour being
+visible, copies it with near-certainty. A model trained without the shift (dvar's default)
+is never trained on the output at a visible position: it is noise there. So by default a
+visible token keeps its value and counts as certain (log-probability 0), which is what the
+reference's copy amounts to; it can still be re-masked through the Gumbel noise.
+`repredict=True` re-predicts and re-scores visible tokens literally, as the reference does
+(meaningful for models trained with `diffusion.shift=true`).
 """
 
 from __future__ import annotations
@@ -54,6 +64,7 @@ class TopK(MaskedDecoder):
     steps: int = 20  # T: exactly this many model calls
     schedule: str = "linear"  # or "cosine"
     noise: float = 0.5  # Gumbel scale factor; 0 = deterministic
+    repredict: bool = False  # re-predict visible tokens too (the reference, for shifted models)
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -75,7 +86,12 @@ class TopK(MaskedDecoder):
         positions_BxL = torch.arange(x_BxL.size(1), device=x_BxL.device).expand_as(x_BxL)
         for t in range(self.steps - 1, -1, -1):
             token_BxL, score_BxL = predict_x0(predict, x_BxL, mask_id)
-            x0_BxL = torch.where(maskable_BxL, token_BxL, x_BxL)
+            if self.repredict:
+                x0_BxL = torch.where(maskable_BxL, token_BxL, x_BxL)
+            else:
+                masked_BxL = x_BxL == mask_id
+                x0_BxL = torch.where(masked_BxL, token_BxL, x_BxL)
+                score_BxL = score_BxL.masked_fill(maskable_BxL & ~masked_BxL, 0.0)
             if t == 0:
                 return x0_BxL, self.steps
             rate = remask_rate(t, self.steps, self.schedule)
