@@ -208,3 +208,24 @@ def test_mdm_decoders_never_leave_mask_even_if_the_model_prefers_it(name):
 
     result = get_decoder(name, steps=3)(mask_loving, PROMPTS, seq_len=SEQ_LEN)
     assert all(row == [12] * (SEQ_LEN - len(p)) for row, p in zip(result.generated, PROMPTS))
+
+
+def visible_liar(x_BxL):
+    """Confident `7` at masked positions, a confident `9` wherever the token is visible:
+    the output a model trained without the logit shift may give at unmasked positions."""
+    seven, nine = TOK.encode("7")[0], TOK.encode("9")[0]
+    logits = torch.full((*x_BxL.shape, TOK.vocab_size), -10.0)
+    logits[..., seven] = torch.where(x_BxL == MASK_ID, 10.0, -10.0)
+    logits[..., nine] = torch.where(x_BxL == MASK_ID, -10.0, 10.0)
+    return logits
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.5])
+def test_topk_keeps_decoded_tokens_unless_asked_to_repredict(noise):
+    prompt = TOK.encode_prompt("5,1")
+    kept = get_decoder("topk", steps=4, noise=noise)(
+        visible_liar, [prompt], seq_len=SEQ_LEN, generator=torch.Generator().manual_seed(0))
+    assert TOK.decode(kept.generated[0]) == "7" * (SEQ_LEN - len(prompt))
+    literal = get_decoder("topk", steps=4, noise=noise, repredict=True)(
+        visible_liar, [prompt], seq_len=SEQ_LEN, generator=torch.Generator().manual_seed(0))
+    assert "9" in TOK.decode(literal.generated[0])  # the reference re-predicts visible tokens

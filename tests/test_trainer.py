@@ -87,7 +87,7 @@ def test_two_processes_match_one(tmp_path, data):
         pytest.skip("torchrun not installed")
     common = ["task=sudoku", "model=micro", f"data.train={data}", "data.valid_size=16",
               "train.batch_size=8", "train.micro_batch_size=4", "train.max_steps=3",
-              "train.lr=3e-3", "train.eval_size=4", "decode.batch_size=4"]
+              "train.lr=3e-3", "train.eval_size=4", "decode.batch_size=4", "train.log_every=1"]
     single = train(load_config(None, common + [f"out_dir={tmp_path / 'one'}"]))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")

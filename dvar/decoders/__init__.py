@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import importlib
-import pkgutil
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
 
+from dvar.registry import Registry
 from dvar.tokenizer import EOS_ID, MASK_ID
 
 
@@ -155,53 +154,15 @@ def predict_x0(
 
 
 # ---------------------------------------------------------------------- registry
-_REGISTRY: dict[str, type[Decoder]] = {}
-_LOADED = False
-
-
-def register_decoder(name: str) -> Callable[[type[Decoder]], type[Decoder]]:
-    """Class decorator: make a decoder (a dataclass of settings) available by name."""
-
-    def decorate(cls: type[Decoder]) -> type[Decoder]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"decoder {name!r} registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorate
-
-
-def _load_all() -> None:
-    global _LOADED
-    if not _LOADED:
-        for info in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{info.name}")
-        _LOADED = True
+_DECODERS: Registry[type[Decoder]] = Registry("decoder", __name__)
+register_decoder = _DECODERS.register
+decoder_class = _DECODERS.get  # `dataclasses.fields` of the class lists its settings
+get_decoder = _DECODERS.build  # defaults, then settings; unknown settings are errors
 
 
 def decoder_names(family: str | None = None) -> list[str]:
     """All decoder names, or those serving `family` ("ar" / "mdm")."""
-    _load_all()
-    return sorted(n for n, c in _REGISTRY.items() if family is None or c.family == family)
-
-
-def decoder_class(name: str) -> type[Decoder]:
-    """The registered class; `dataclasses.fields` of it lists the settings."""
-    _load_all()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown decoder {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
-
-
-def get_decoder(name: str, **settings: Any) -> Decoder:
-    """The decoder `name` with its defaults, then `settings`; unknown names are errors."""
-    cls = decoder_class(name)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ValueError(f"decoder {name!r}: unknown setting(s) {unknown}; known: {sorted(known)}")
-    return cls(**settings)
+    return sorted(n for n, c in _DECODERS.classes().items() if family is None or c.family == family)
 
 
 __all__ = [

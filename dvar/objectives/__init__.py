@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import importlib
-import pkgutil
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
 
+from dvar.registry import Registry
 from dvar.tokenizer import CharTokenizer
 
 Batch = dict[str, torch.Tensor]
@@ -121,52 +120,11 @@ def make_batch(
 
 
 # ---------------------------------------------------------------------- registry
-_REGISTRY: dict[str, type[Objective]] = {}
-_LOADED = False
-
-
-def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:
-    """Class decorator: make an objective (a dataclass of settings) available by name."""
-
-    def decorate(cls: type[Objective]) -> type[Objective]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"objective {name!r} registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorate
-
-
-def _load_all() -> None:
-    global _LOADED
-    if not _LOADED:
-        for info in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{info.name}")
-        _LOADED = True
-
-
-def objective_names() -> list[str]:
-    _load_all()
-    return sorted(_REGISTRY)
-
-
-def objective_class(name: str) -> type[Objective]:
-    """The registered class; `dataclasses.fields` of it lists the settings."""
-    _load_all()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown objective {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
-
-
-def get_objective(name: str, **settings: Any) -> Objective:
-    """The objective `name` with its defaults, then `settings`; unknown names are errors."""
-    cls = objective_class(name)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ValueError(f"objective {name!r}: unknown setting(s) {unknown}; known: {sorted(known)}")
-    return cls(**settings)
+_OBJECTIVES: Registry[type[Objective]] = Registry("objective", __name__)
+register_objective = _OBJECTIVES.register
+objective_names = _OBJECTIVES.names
+objective_class = _OBJECTIVES.get  # `dataclasses.fields` of the class lists its settings
+get_objective = _OBJECTIVES.build  # defaults, then settings; unknown settings are errors
 
 
 __all__ = [
