@@ -26,12 +26,14 @@ def plot_loss(run_dir: str | Path) -> Path:
     ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss")
     if valid:
         ax.plot([r["step"] for r in valid], [r["val_loss"] for r in valid], "o-", label="valid loss")
+    scored = [r for r in valid if "val_accuracy" in r]
+    if scored:
         acc = ax.twinx()
-        acc.plot([r["step"] for r in valid], [100 * r["val_accuracy"] for r in valid], "s--",
+        acc.plot([r["step"] for r in scored], [100 * r["val_accuracy"] for r in scored], "s--",
                  color="tab:green", label="valid accuracy")
         acc.set_ylabel("valid accuracy (%)")
         acc.set_ylim(0, 100)
-        acc.legend(loc="upper right")
+        acc.legend(loc="center right")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_yscale("log")

@@ -378,17 +378,19 @@ def _validate(cfg, d, model, objective, tokenizer, valid, step, out) -> None:
                 loss, stats = objective.loss(model, valid.batch(index, device), generator)
                 loss_sum += float(loss) * float(stats["tokens"])
                 tokens += float(stats["tokens"])
-        run = Run(cfg, get_task(cfg.task), tokenizer, model, objective)
+        row: dict[str, Any] = {"step": step, "val_loss": loss_sum / max(tokens, 1)}
+        message = f"step {step}: val_loss {row['val_loss']:.4f}"
         subset = valid.examples[: cfg.train.eval_size]
-        result = evaluate(run, subset, decoder=cfg.decode.decoder, steps=cfg.decode.steps,
-                          batch_size=cfg.decode.batch_size, seed=cfg.seed, source="valid")
-        row = {"step": step, "val_loss": loss_sum / max(tokens, 1),
-               "val_accuracy": result.metrics["accuracy"], "val_n": result.metrics["n"],
-               "decoder": result.metrics["decoder"], "nfe": result.metrics["nfe"],
-               "seconds": round(time.perf_counter() - start, 2)}
+        if subset:
+            run = Run(cfg, get_task(cfg.task), tokenizer, model, objective)
+            result = evaluate(run, subset, decoder=cfg.decode.decoder, steps=cfg.decode.steps,
+                              batch_size=cfg.decode.batch_size, seed=cfg.seed, source="valid")
+            row.update(val_accuracy=result.metrics["accuracy"], val_n=result.metrics["n"],
+                       decoder=result.metrics["decoder"], nfe=result.metrics["nfe"])
+            message += f", val_accuracy {100 * row['val_accuracy']:.1f}% (n={row['val_n']})"
+        row["seconds"] = round(time.perf_counter() - start, 2)
         _append(out / EVAL_LOG_FILE, row)
-        tqdm.write(f"step {step}: val_loss {row['val_loss']:.4f}, "
-                   f"val_accuracy {100 * row['val_accuracy']:.1f}% (n={row['val_n']})")
+        tqdm.write(message)
     _barrier(d)
 
 
