@@ -148,8 +148,8 @@ def _initial(geo: _Geometry, grid: Sequence[int]) -> tuple[list[int], list[int]]
     return cand, queue
 
 
-def _search(geo: _Geometry, cand: list[int], found: list[list[int]], limit: int) -> bool:
-    """Depth-first search on the most constrained cell (MRV). True once `limit` found."""
+def _most_constrained(cand: list[int]) -> int:
+    """The unfilled cell with the fewest candidates (MRV), or -1 when all are filled."""
     best, best_count = -1, 99
     for cell, mask in enumerate(cand):
         if mask & (mask - 1):
@@ -158,6 +158,12 @@ def _search(geo: _Geometry, cand: list[int], found: list[list[int]], limit: int)
                 best, best_count = cell, count
                 if count == 2:
                     break
+    return best
+
+
+def _search(geo: _Geometry, cand: list[int], found: list[list[int]], limit: int) -> bool:
+    """Depth-first search on the most constrained cell (MRV). True once `limit` found."""
+    best = _most_constrained(cand)
     if best < 0:
         found.append(cand)
         return len(found) >= limit
@@ -221,14 +227,7 @@ def _random_solution(geo: _Geometry, rng: random.Random) -> list[int]:
 
 def _random_fill(geo: _Geometry, cand: list[int], rng: random.Random) -> bool:
     """Complete `cand` in place by MRV search, trying digits in random order."""
-    best, best_count = -1, 99
-    for cell, mask in enumerate(cand):
-        if mask & (mask - 1):
-            count = mask.bit_count()
-            if count < best_count:
-                best, best_count = cell, count
-                if count == 2:
-                    break
+    best = _most_constrained(cand)
     if best < 0:
         return True
     mask = cand[best]
