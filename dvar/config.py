@@ -49,8 +49,9 @@ class TrainConfig:
 
 
 @dataclass
-class ModelConfig:
+class ArchConfig:
     dropout: float = 0.0
+    positions: str = "learned"  # learned (GPT-2, the reference) | rope (rotary)
     vocab: str = ""  # character set; empty: the default dvar vocabulary
 
 
@@ -81,7 +82,7 @@ class Config:
     resume: bool = False
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    arch: ModelConfig = field(default_factory=ModelConfig)
+    arch: ArchConfig = field(default_factory=ArchConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 

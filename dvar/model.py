@@ -2,7 +2,11 @@
 
 Layout as in GPT-2 / nanoGPT: learned token + absolute position embeddings, pre-LayerNorm
 blocks (attention, then a 4x GELU MLP), a final LayerNorm and an output head tied to the
-token embeddings. One flag, `causal`, switches between the AR model and the bidirectional
+token embeddings. `positions="rope"` replaces the learned absolute positions with rotary
+embeddings on queries and keys (Su et al. 2021): attention then sees relative offsets
+directly, which makes position-based lookups (copy the token k places back) easy to learn;
+`"learned+rope"` keeps both (absolute positions still matter where the structure is
+absolute, e.g. a Sudoku cell's row, column and box). One flag, `causal`, switches between the AR model and the bidirectional
 MDM denoiser (the reference removes GPT-2's causal mask the same way, see
 HKUNLP/diffusion-vs-ar `src/llmtuner/tuner/mdm/model.py`).
 
@@ -26,6 +30,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+POSITIONS = ("learned", "rope", "learned+rope")
+
+
 @dataclasses.dataclass
 class ModelConfig:
     vocab_size: int
@@ -36,8 +43,14 @@ class ModelConfig:
     dropout: float = 0.0
     causal: bool = True
     bias: bool = True
+    positions: str = "learned"  # "learned" (GPT-2), "rope" (rotary) or "learned+rope" (both)
+    rope_base: float = 10000.0
 
     def __post_init__(self) -> None:
+        if self.positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
+        if "rope" in self.positions and (self.n_embd // self.n_head) % 2:
+            raise ValueError("rotary positions need an even head width")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -98,6 +111,24 @@ class KVCache:
         return self.keys[layer], self.values[layer]
 
 
+def rotary_tables(
+    positions_L: torch.Tensor, head_width: int, base: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin, each L x K, for rotating pairs (i, i + K/2) of a head's features."""
+    inv_freq_K2 = 1.0 / base ** (
+        torch.arange(0, head_width, 2, device=positions_L.device, dtype=torch.float32) / head_width
+    )
+    angles_LxK2 = positions_L.float()[:, None] * inv_freq_K2[None, :]
+    angles_LxK = torch.cat([angles_LxK2, angles_LxK2], dim=-1)
+    return angles_LxK.cos(), angles_LxK.sin()
+
+
+def apply_rotary(x_BxHxLxK: torch.Tensor, cos_LxK: torch.Tensor, sin_LxK: torch.Tensor) -> torch.Tensor:
+    half = x_BxHxLxK.size(-1) // 2
+    rotated = torch.cat([-x_BxHxLxK[..., half:], x_BxHxLxK[..., :half]], dim=-1)
+    return (x_BxHxLxK * cos_LxK + rotated * sin_LxK).to(x_BxHxLxK.dtype)
+
+
 class SelfAttention(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -109,13 +140,20 @@ class SelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self, x_BxLxD: torch.Tensor, kv_cache: KVCache | None = None, layer: int = 0
+        self,
+        x_BxLxD: torch.Tensor,
+        kv_cache: KVCache | None = None,
+        layer: int = 0,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         B, L, D = x_BxLxD.shape
         q_BxLxD, k_BxLxD, v_BxLxD = self.c_attn(x_BxLxD).split(D, dim=2)
         q_BxHxLxK = q_BxLxD.view(B, L, self.n_head, D // self.n_head).transpose(1, 2)
         k_BxHxSxK = k_BxLxD.view(B, L, self.n_head, D // self.n_head).transpose(1, 2)
         v_BxHxSxK = v_BxLxD.view(B, L, self.n_head, D // self.n_head).transpose(1, 2)
+        if rotary is not None:  # keys are cached already rotated
+            q_BxHxLxK = apply_rotary(q_BxHxLxK, *rotary)
+            k_BxHxSxK = apply_rotary(k_BxHxSxK, *rotary)
 
         mask_LxS = None
         is_causal = self.causal
@@ -166,9 +204,13 @@ class Block(nn.Module):
         self.mlp = MLP(config)
 
     def forward(
-        self, x_BxLxD: torch.Tensor, kv_cache: KVCache | None = None, layer: int = 0
+        self,
+        x_BxLxD: torch.Tensor,
+        kv_cache: KVCache | None = None,
+        layer: int = 0,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        x_BxLxD = x_BxLxD + self.attn(self.ln_1(x_BxLxD), kv_cache, layer)
+        x_BxLxD = x_BxLxD + self.attn(self.ln_1(x_BxLxD), kv_cache, layer, rotary)
         return x_BxLxD + self.mlp(self.ln_2(x_BxLxD))
 
 
@@ -182,7 +224,9 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        learned = "learned" in config.positions
+        self.wpe = nn.Embedding(config.block_size, config.n_embd) if learned else None
+        self.rotary = "rope" in config.positions
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
@@ -211,7 +255,7 @@ class Transformer(nn.Module):
 
     def num_parameters(self) -> ParameterCount:
         total = sum(p.numel() for p in self.parameters())  # the tied head counts once
-        embeddings = self.wte.weight.numel() + self.wpe.weight.numel()
+        embeddings = self.wte.weight.numel() + (self.wpe.weight.numel() if self.wpe is not None else 0)
         return ParameterCount(non_embedding=total - embeddings, total=total)
 
     def forward(
@@ -238,9 +282,16 @@ class Transformer(nn.Module):
                 f"sequence of {start_pos + L} tokens exceeds block_size={self.config.block_size}"
             )
         positions_L = torch.arange(start_pos, start_pos + L, device=input_ids_BxL.device)
-        h_BxLxD = self.drop(self.wte(input_ids_BxL) + self.wpe(positions_L))
+        h_BxLxD = self.wte(input_ids_BxL)
+        rotary = None
+        if self.wpe is not None:
+            h_BxLxD = h_BxLxD + self.wpe(positions_L)
+        if self.rotary:
+            config = self.config
+            rotary = rotary_tables(positions_L, config.n_embd // config.n_head, config.rope_base)
+        h_BxLxD = self.drop(h_BxLxD)
         for layer, block in enumerate(self.blocks):
-            h_BxLxD = block(h_BxLxD, kv_cache, layer)
+            h_BxLxD = block(h_BxLxD, kv_cache, layer, rotary)
         h_BxLxD = self.ln_f(h_BxLxD)
         if logits_at is not None:
             return self.lm_head(h_BxLxD[logits_at])  # N x V

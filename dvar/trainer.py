@@ -211,7 +211,8 @@ def train(cfg: Config, *, stop_after: int | None = None) -> Path:
     objective = build_objective(cfg)
     torch.manual_seed(cfg.seed)  # identical initial weights in every process
     model = Transformer(model_config(
-        cfg.model, tokenizer.vocab_size, cfg.data.cutoff, causal=objective.causal, dropout=cfg.arch.dropout,
+        cfg.model, tokenizer.vocab_size, cfg.data.cutoff, causal=objective.causal,
+        dropout=cfg.arch.dropout, positions=cfg.arch.positions,
     )).to(device)
     # GPT-2 practice: no weight decay on biases and LayerNorm gains.
     decay = [p for p in model.parameters() if p.dim() >= 2]

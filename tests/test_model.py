@@ -29,8 +29,9 @@ def embedding_grads(model: Transformer, ids, position: int) -> torch.Tensor:
     return captured["emb"].grad.abs().sum(-1)
 
 
-def test_causal_model_never_sees_the_future():
-    model = make_model(causal=True)
+@pytest.mark.parametrize("positions", ["learned", "rope"])
+def test_causal_model_never_sees_the_future(positions):
+    model = make_model(causal=True, positions=positions)
     ids = torch.randint(0, V, (2, L))
     for position in (0, 5, L - 1):
         grads = embedding_grads(model, ids, position)
@@ -38,8 +39,9 @@ def test_causal_model_never_sees_the_future():
         assert torch.all(grads[:, : position + 1] > 0)
 
 
-def test_bidirectional_model_sees_everything():
-    model = make_model(causal=False)
+@pytest.mark.parametrize("positions", ["learned", "rope"])
+def test_bidirectional_model_sees_everything(positions):
+    model = make_model(causal=False, positions=positions)
     ids = torch.randint(0, V, (2, L))
     grads = embedding_grads(model, ids, 3)
     assert torch.all(grads > 0)
@@ -133,3 +135,23 @@ def test_report_tiny_mdm_throughput():
         objective.loss(model, batch, generator)[0].backward()
     seconds = (time.perf_counter() - start) / repeats
     print(f"tiny mdm fwd+bwd: {64 * 164 / seconds:.0f} tokens/s ({seconds:.2f} s/step)")
+
+
+def test_rotary_positions_are_relative_and_work_with_the_cache():
+    torch.manual_seed(0)
+    for causal in (True, False):
+        model = Transformer(model_config("micro", 31, 16, positions="rope", causal=causal)).eval()
+        assert model.wpe is None
+        x = torch.randint(5, 31, (2, 10))
+        # Only offsets matter: the same tokens placed 3 positions later give the same logits.
+        torch.testing.assert_close(model(x, start_pos=3), model(x), rtol=1e-4, atol=1e-5)
+    learned = Transformer(model_config("micro", 31, 16)).eval()
+    assert not torch.allclose(learned(x, start_pos=3), learned(x))
+    model = Transformer(model_config("micro", 31, 16, positions="rope")).eval()
+    cache = KVCache()
+    steps = [model(x[:, :4], kv_cache=cache, start_pos=0)]
+    for i in range(4, 10):
+        steps.append(model(x[:, i : i + 1], kv_cache=cache, start_pos=i))
+    torch.testing.assert_close(torch.cat(steps, dim=1), model(x), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="positions"):
+        model_config("micro", 31, 16, positions="alibi")
