@@ -22,7 +22,7 @@ from dvar.checkpoint import load_weights
 from dvar.config import Config, load_config
 from dvar.data import Example
 from dvar.decoders import decoder_class, get_decoder
-from dvar.metrics import judge_all, summarize
+from dvar.metrics import best_of_k, judge_all, summarize, summarize_samples
 from dvar.model import ModelConfig, Transformer
 from dvar.objectives import Objective, get_objective
 from dvar.tasks import Task, get_task
@@ -73,7 +73,23 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
     return Run(cfg, get_task(cfg.task), tokenizer, model, build_objective(cfg), run_dir)
 
 
-def decode_texts(
+@dataclass
+class Decoded:
+    """What `decode_samples` returns."""
+
+    samples: list[list[str]]  # per input: K answer texts (untrusted; judge them)
+    nfe: int  # model calls in all, every draw; a batched call counts once
+    # Mean over inputs of the calls of the batches the input was decoded in, summed over
+    # its K draws: what one problem costs when decoded batch by batch.
+    nfe_per_example: float
+    # Mean over inputs of the calls that included the input itself, summed over its draws
+    # (differs for adaptive decoders and AR length groups); None if the decoder does not say.
+    row_nfe_per_example: float | None
+    decoder: str  # the decoder's name
+    settings: dict[str, Any]  # the decoder's settings as used
+
+
+def decode_samples(
     run: Run,
     inputs: Sequence[str],
     names: Sequence[str],
@@ -82,14 +98,26 @@ def decode_texts(
     batch_size: int = 64,
     seed: int = 0,
     decoder_settings: dict[str, Any] | None = None,
-) -> tuple[list[str], int]:
-    """Answer text for every input (untrusted; judge it) and the total model calls."""
+    samples: int = 1,
+) -> Decoded:
+    """K = `samples` independent answers per input, drawn in K rounds over all inputs with
+    one generator (seeded by `seed`), so the first round is exactly what K = 1 gives.
+
+    The draws differ through the decoder's randomness only (the Gumbel noise or random
+    order of MDM decoders, `sample` for AR): a deterministic decoder repeats itself.
+    `steps` sets the decoder's `steps` setting where it has one (default: the run's
+    diffusion.steps), unless `decoder_settings` does; unknown settings are errors.
+    """
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
     name = decoder or run.objective.default_decoder
     cls = decoder_class(name)
     if cls.family != run.objective.family:
         raise ValueError(f"decoder {name!r} decodes {cls.family} models; this run is {run.objective.family}")
     settings = dict(decoder_settings or {})
     if "steps" in {f.name for f in dataclasses.fields(cls)}:
+        if steps and settings.get("steps", steps) != steps:
+            raise ValueError(f"steps given twice: {steps} and decoder setting steps={settings['steps']}")
         settings.setdefault("steps", steps or run.config.diffusion.steps)
     dec = get_decoder(name, **settings)
     prompts = []
@@ -103,21 +131,48 @@ def decode_texts(
         prompts.append(ids)
     # Equal prompt lengths next to each other: AR batches them without padding.
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    answers: list[str] = [""] * len(prompts)
-    nfe = 0
+    answers: list[list[str]] = [[] for _ in prompts]
+    nfe, batch_nfe_sum, row_nfe_sum = 0, 0, 0
+    rows_tracked = True
     generator = torch.Generator(device=run.model.device).manual_seed(seed)
     predict = run.objective.predictor(run.model)
     run.model.eval()
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        result = dec(
-            predict, [prompts[i] for i in chunk], seq_len=run.cutoff,
-            max_new_tokens=run.max_new_tokens, generator=generator,
-        )
-        nfe += result.nfe
-        for index, ids in zip(chunk, result.answers):
-            answers[index] = run.tokenizer.decode_answer(ids)
-    return answers, nfe
+    for _ in range(samples):
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            result = dec(
+                predict, [prompts[i] for i in chunk], seq_len=run.cutoff,
+                max_new_tokens=run.max_new_tokens, generator=generator,
+            )
+            nfe += result.nfe
+            batch_nfe_sum += result.nfe * len(chunk)
+            if result.row_nfe is None:
+                rows_tracked = False
+            else:
+                row_nfe_sum += sum(result.row_nfe)
+            for index, ids in zip(chunk, result.answers):
+                answers[index].append(run.tokenizer.decode_answer(ids))
+    n = max(len(prompts), 1)
+    return Decoded(
+        samples=answers, nfe=nfe, nfe_per_example=batch_nfe_sum / n,
+        row_nfe_per_example=row_nfe_sum / n if rows_tracked else None,
+        decoder=name, settings=dataclasses.asdict(dec),
+    )
+
+
+def decode_texts(
+    run: Run,
+    inputs: Sequence[str],
+    names: Sequence[str],
+    decoder: str = "",
+    steps: int = 0,
+    batch_size: int = 64,
+    seed: int = 0,
+    decoder_settings: dict[str, Any] | None = None,
+) -> tuple[list[str], int]:
+    """Answer text for every input (untrusted; judge it) and the total model calls."""
+    decoded = decode_samples(run, inputs, names, decoder, steps, batch_size, seed, decoder_settings)
+    return [texts[0] for texts in decoded.samples], decoded.nfe
 
 
 @dataclass
@@ -134,32 +189,68 @@ def evaluate(
     batch_size: int = 64,
     seed: int = 0,
     source: str = "",
+    samples: int = 1,
+    decoder_settings: dict[str, Any] | None = None,
 ) -> Evaluation:
-    """Decode and judge `examples`; rows are predictions.jsonl, metrics metrics.json."""
+    """Decode and judge `examples`; rows are predictions.jsonl, metrics metrics.json.
+
+    With `samples` = K > 1 each problem is decoded K times (`decode_samples`); a row's
+    `predict` is the best-of-K choice (the first sample the verifier accepts, else the
+    first sample), so `correct`/`accuracy` are best-of-K, and the row lists all K answers
+    (`samples`) and their verdicts (`samples_correct`). metrics.json adds, overall and per
+    group, `pass_at_1` (mean accuracy of single draws), `pass_at_k` (any of the K
+    correct), `best_of_k` and `majority_at_k` (the most frequent answer text judged, ties
+    to the earliest drawn); see `dvar.metrics.summarize_samples`.
+    """
     start = time.perf_counter()
     names = [f"{source}:{ex.line}" for ex in examples]
-    answers, nfe = decode_texts(
-        run, [ex.input for ex in examples], names, decoder, steps, batch_size, seed
+    decoded = decode_samples(
+        run, [ex.input for ex in examples], names, decoder, steps, batch_size, seed,
+        decoder_settings, samples,
     )
     seconds = time.perf_counter() - start
-    verdicts = judge_all(run.task, [ex.problem for ex in examples], answers)
-    groups = [run.task.group(ex.problem) for ex in examples]
-    rows = [
-        {"input": ex.input, "output": ex.output, "predict": answer, "correct": verdict["correct"],
-         "group": group}
-        for ex, answer, verdict, group in zip(examples, answers, verdicts, groups)
-    ]
+    problems = [ex.problem for ex in examples]
+    flat = judge_all(
+        run.task, [p for p in problems for _ in range(samples)],
+        [a for texts in decoded.samples for a in texts],
+    )
+    sample_verdicts = [flat[i * samples : (i + 1) * samples] for i in range(len(examples))]
+    chosen = [best_of_k(verdicts) for verdicts in sample_verdicts]
+    answers = [texts[c] for texts, c in zip(decoded.samples, chosen)]
+    verdicts = [vs[c] for vs, c in zip(sample_verdicts, chosen)]
+    groups = [run.task.group(p) for p in problems]
+    rows = []
+    for ex, answer, verdict, group, texts, vs in zip(
+        examples, answers, verdicts, groups, decoded.samples, sample_verdicts
+    ):
+        row = {"input": ex.input, "output": ex.output, "predict": answer,
+               "correct": verdict["correct"], "group": group}
+        if samples > 1:
+            row.update(samples=texts, samples_correct=[v["correct"] for v in vs])
+        rows.append(row)
     metrics = summarize(groups, verdicts)
-    is_mdm = run.objective.family == "mdm"
+    by_samples = summarize_samples(groups, decoded.samples, sample_verdicts)
+    for key, stats in by_samples.pop("by").items():
+        metrics["by"][key].update(stats)
+    metrics.update(by_samples)
+    n = len(examples)
     metrics.update(
         task=run.task.name,
         data=source,
         objective=run.config.objective,
         model=run.config.model,
-        decoder=decoder or run.objective.default_decoder,
-        steps=(steps or run.config.diffusion.steps) if is_mdm else None,
-        nfe=nfe,  # model calls in all; a batched call counts once
+        decoder=decoded.decoder,
+        decoder_settings=decoded.settings,
+        steps=decoded.settings.get("steps"),
+        nfe=decoded.nfe,  # model calls in all; a batched call counts once
+        # Per problem, all K draws: the calls of the batches it was in (each batch's
+        # calls count for every one of its rows) / the calls that included it.
+        nfe_per_example=round(decoded.nfe_per_example, 3),
+        row_nfe_per_example=(
+            None if decoded.row_nfe_per_example is None else round(decoded.row_nfe_per_example, 3)
+        ),
         batch_size=batch_size,
         seconds=round(seconds, 3),
+        examples_per_s=round(n / seconds, 3) if seconds > 0 else None,  # problems (all K draws)
     )
     return Evaluation(rows, metrics)

@@ -3,10 +3,13 @@
 The summary is the JSON that `dvar check --json` prints and `metrics.json` holds:
 `{"n", "correct", "accuracy", "by": {KEY: {"n", "correct", "accuracy"}}}`, plus
 `accuracy_NAME` for every extra verdict a task reports (countdown: `accuracy_reference`).
+With K samples per problem, `summarize_samples` adds pass@1, pass@K, best-of-K and
+majority@K.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Sequence
 
 from dvar.generation import _natural
@@ -55,3 +58,52 @@ def format_table(summary: dict[str, Any], title: str = "") -> str:
         lines.append(row(key, stats))
     lines.append(row("all", summary))
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- K samples
+def best_of_k(verdicts: Sequence[dict[str, bool]]) -> int:
+    """Index of the sample a verifier-filtered best-of-K keeps: the first correct one,
+    else the first."""
+    return next((i for i, v in enumerate(verdicts) if v["correct"]), 0)
+
+
+def majority_vote(answers: Sequence[str]) -> int:
+    """Index of the first sample carrying the most frequent answer text (ties: the
+    answer drawn first). Texts are compared exactly, as the model wrote them."""
+    counts = Counter(answers)
+    top = max(counts.values())
+    return next(i for i, a in enumerate(answers) if counts[a] == top)
+
+
+def summarize_samples(
+    groups: Sequence[str],
+    samples: Sequence[Sequence[str]],
+    sample_verdicts: Sequence[Sequence[dict[str, bool]]],
+) -> dict[str, Any]:
+    """K answers per problem and their verdicts -> `samples` (K) and, overall and in
+    `by[group]`, the fraction of problems where
+    - `pass_at_1`: a single draw is correct (mean over the K draws),
+    - `pass_at_k`: any of the K is correct (exactly, not the unbiased estimator),
+    - `best_of_k`: the best-of-K choice (`best_of_k`) is correct; equals pass_at_k when,
+      as here, the filtering verifier is the judge itself,
+    - `majority_at_k`: the most frequent answer (`majority_vote`) is correct."""
+    per_problem = []
+    for texts, verdicts in zip(samples, sample_verdicts):
+        correct = [bool(v["correct"]) for v in verdicts]
+        per_problem.append({
+            "pass_at_1": sum(correct) / len(correct),
+            "pass_at_k": float(any(correct)),
+            "best_of_k": float(correct[best_of_k(verdicts)]),
+            "majority_at_k": float(correct[majority_vote(texts)]),
+        })
+
+    def mean(rows: list[dict[str, float]]) -> dict[str, float]:
+        keys = ("pass_at_1", "pass_at_k", "best_of_k", "majority_at_k")
+        return {k: sum(r[k] for r in rows) / len(rows) if rows else 0.0 for k in keys}
+
+    by: dict[str, list[dict[str, float]]] = {}
+    for group, row in zip(groups, per_problem):
+        by.setdefault(group, []).append(row)
+    k = len(sample_verdicts[0]) if sample_verdicts else 0
+    return {"samples": k, **mean(per_problem),
+            "by": {key: mean(by[key]) for key in sorted(by, key=_natural)}}

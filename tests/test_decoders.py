@@ -48,7 +48,7 @@ def uniform_logits(x_BxL):
 def test_registry_and_families():
     families = {get_objective(n).family for n in objective_names()}
     assert {"greedy", "topk", "random"} <= set(decoder_names())
-    assert decoder_names("ar") == ["greedy"]
+    assert decoder_names("ar") == ["greedy", "sample"]
     for name in decoder_names():
         assert decoder_class(name).family in families
     assert get_decoder("topk").steps == 20 and get_decoder("topk").noise == 0.5
@@ -229,3 +229,138 @@ def test_topk_keeps_decoded_tokens_unless_asked_to_repredict(noise):
     literal = get_decoder("topk", steps=4, noise=noise, repredict=True)(
         visible_liar, [prompt], seq_len=SEQ_LEN, generator=torch.Generator().manual_seed(0))
     assert "9" in TOK.decode(literal.generated[0])  # the reference re-predicts visible tokens
+
+
+# ---------------------------------------------------------------- margin, entropy, threshold
+@pytest.mark.parametrize(
+    "name,settings",
+    [("margin", {"steps": 5}), ("entropy", {"steps": 5}), ("topk", {"steps": 5, "remask": False}),
+     ("margin", {"steps": 1, "noise": 0.0, "remask": False}), ("threshold", {}),
+     ("threshold", {"tau": 0.0}), ("threshold", {"tau": 2.0}), ("threshold", {"max_steps": 2})],
+)
+def test_new_mdm_decoders_keep_the_prompt_and_fill_every_mask(name, settings):
+    spy = Spy(get_objective("mdm").predictor(make_model(causal=False)))
+    result = get_decoder(name, **settings)(
+        spy, PROMPTS, seq_len=SEQ_LEN, generator=torch.Generator().manual_seed(0))
+    assert result.nfe == len(spy.inputs)
+    assert len(result.row_nfe) == len(PROMPTS) and max(result.row_nfe) == result.nfe
+    first = spy.inputs[0]
+    for row, prompt in enumerate(PROMPTS):
+        assert torch.all(first[row, len(prompt) :] == MASK_ID)
+        generated = result.generated[row]
+        assert len(generated) == SEQ_LEN - len(prompt) and MASK_ID not in generated
+        cut = generated.index(EOS_ID) if EOS_ID in generated else len(generated)
+        assert result.answers[row] == generated[:cut]
+    if name != "threshold":  # threshold leaves finished rows out; checked below
+        assert result.nfe == settings["steps"] and result.row_nfe == [settings["steps"]] * len(PROMPTS)
+        for x in spy.inputs:
+            for row, prompt in enumerate(PROMPTS):
+                assert x[row, : len(prompt)].tolist() == prompt
+
+
+def fixed_logits(seed: int = 0):
+    """A predictor whose logits ignore the input: random per position, MASK impossible
+    (so the decoder's distribution is exactly softmax of these logits)."""
+    g = torch.Generator().manual_seed(seed)
+    table_LxV = 3 * torch.randn(SEQ_LEN, TOK.vocab_size, generator=g)
+    table_LxV[:, MASK_ID] = float("-inf")
+
+    def predict(x_BxL):
+        return table_LxV.expand(x_BxL.size(0), -1, -1).clone()
+
+    return predict, table_LxV
+
+
+def reveal_order(spy, row, prompt_len):
+    """Positions in the order they first appear unmasked across the spied inputs (+ final)."""
+    order = []
+    for x in spy.inputs[1:]:
+        for pos in range(prompt_len, SEQ_LEN):
+            if x[row, pos] != MASK_ID and pos not in order:
+                order.append(pos)
+    return order
+
+
+def test_margin_and_entropy_rank_positions_by_their_score():
+    predict, table_LxV = fixed_logits()
+    p_LxV = torch.softmax(table_LxV, dim=-1)
+    top2_Lx2 = p_LxV.topk(2, dim=-1).values
+    expected_scores = {
+        "topk": p_LxV.max(dim=-1).values.log(),
+        "margin": top2_Lx2[:, 0] - top2_Lx2[:, 1],
+        "entropy": torch.where(p_LxV > 0, p_LxV * p_LxV.log(), torch.zeros(())).sum(-1),
+    }
+    prompt = PROMPTS[2]
+    m = SEQ_LEN - len(prompt)
+    orders = {}
+    for name, score_L in expected_scores.items():
+        decoder = get_decoder(name, steps=m, noise=0.0)  # one position revealed per step
+        logp_1xLxV = torch.log_softmax(table_LxV, dim=-1)[None]
+        assert torch.allclose(decoder.confidence(logp_1xLxV)[0], score_L, atol=1e-5)
+        spy = Spy(predict)
+        decoder(spy, [prompt], seq_len=SEQ_LEN)
+        positions = list(range(len(prompt), SEQ_LEN))
+        expected = sorted(positions, key=lambda pos: -float(score_L[pos]))
+        orders[name] = reveal_order(spy, 0, len(prompt))
+        assert orders[name] == expected[: m - 1], name  # the last one comes with the final call
+    assert len({tuple(o) for o in orders.values()}) == 3  # the scores really differ
+
+
+@pytest.mark.parametrize("name", ["topk", "margin", "entropy"])
+def test_without_remask_a_revealed_token_is_never_masked_again(name):
+    predict = get_objective("mdm").predictor(make_model(causal=False))
+
+    def remasked(spy):
+        # Count (step, position) pairs where a visible token becomes MASK or changes.
+        count = 0
+        for before, after in zip(spy.inputs, spy.inputs[1:]):
+            visible = before != MASK_ID
+            count += int((after[visible] != before[visible]).sum())
+        return count
+
+    frozen, free = Spy(predict), Spy(predict)
+    for spy, remask in ((frozen, False), (free, True)):
+        get_decoder(name, steps=8, noise=5.0, remask=remask)(
+            spy, PROMPTS, seq_len=SEQ_LEN, generator=torch.Generator().manual_seed(0))
+    assert remasked(frozen) == 0
+    assert remasked(free) > 0  # with heavy noise the default does re-mask
+    for before, after in zip(frozen.inputs, frozen.inputs[1:]):  # and the schedule still holds
+        assert int((after == MASK_ID).sum()) < int((before == MASK_ID).sum())
+    with pytest.raises(ValueError, match="repredict"):
+        get_decoder(name, repredict=True, remask=False)
+
+
+def test_threshold_above_one_reveals_one_position_per_call():
+    spy = Spy(get_objective("mdm").predictor(make_model(causal=False)))
+    result = get_decoder("threshold", tau=1.5)(spy, PROMPTS, seq_len=SEQ_LEN)
+    m_B = [SEQ_LEN - len(p) for p in PROMPTS]
+    assert result.row_nfe == m_B and result.nfe == max(m_B) == len(spy.inputs)
+    # A batched call holds exactly the rows that still have masks, one fewer each call.
+    for call, x in enumerate(spy.inputs):
+        assert x.size(0) == sum(m > call for m in m_B)
+        active = [m for m in m_B if m > call]
+        assert [int(n) for n in (x == MASK_ID).sum(dim=1)] == [m - call for m in active]
+    one = Spy(uniform_logits)
+    assert get_decoder("threshold", tau=1.5)(one, [PROMPTS[0]], seq_len=SEQ_LEN).nfe == m_B[0]
+
+
+def test_threshold_zero_finishes_in_one_call_and_reveals_every_confident_position():
+    spy = Spy(uniform_logits)
+    result = get_decoder("threshold", tau=0.0)(spy, PROMPTS, seq_len=SEQ_LEN)
+    assert result.nfe == 1 and result.row_nfe == [1] * len(PROMPTS)
+    # Confidence 0.9 at even positions, about 0.05 elsewhere: first call reveals the even
+    # masked positions, then one position (the leftmost of the ties) per call.
+    def half_confident(x_BxL):
+        logits = torch.zeros(*x_BxL.shape, TOK.vocab_size)
+        logits[..., MASK_ID] = float("-inf")
+        logits[:, 0::2, 12] = 10.0
+        return logits
+
+    prompt = PROMPTS[0]  # 4 ids: masked positions 4..15, 6 of them even
+    spy = Spy(half_confident)
+    result = get_decoder("threshold", tau=0.9)(spy, [prompt], seq_len=SEQ_LEN)
+    after_first = spy.inputs[1][0]
+    assert [int(after_first[p] != MASK_ID) for p in range(4, SEQ_LEN)] == [1, 0] * 6
+    assert result.nfe == 1 + 6 and result.generated[0][0::2] == [12] * 6
+    capped = get_decoder("threshold", tau=0.9, max_steps=3)(half_confident, [prompt], seq_len=SEQ_LEN)
+    assert capped.nfe == 3 and MASK_ID not in capped.generated[0]

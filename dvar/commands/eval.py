@@ -1,4 +1,5 @@
-"""`dvar eval RUN_DIR --data FILE [--decoder NAME] [--steps T] [--batch-size B] [--out DIR]`."""
+"""`dvar eval RUN_DIR --data FILE [--decoder NAME] [--steps T] [--decoder-arg KEY=VALUE ...]
+[--samples K] [--batch-size B] [--out DIR]`."""
 
 from __future__ import annotations
 
@@ -16,23 +17,56 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Decode every input of --data with the run's model, judge each answer with the\n"
             "task's verifier, and write predictions.jsonl (input, output, predict, correct,\n"
-            "group) and metrics.json (n, correct, accuracy, by, nfe, seconds) to --out\n"
-            "(default RUN_DIR/eval/DATA-DECODER[-T]/). Decoders: "
+            "group; with --samples K > 1 also samples, samples_correct) and metrics.json (n,\n"
+            "correct, accuracy, by, nfe, nfe_per_example, examples_per_s, seconds; pass_at_1,\n"
+            "pass_at_k, best_of_k, majority_at_k) to --out\n"
+            "(default RUN_DIR/eval/DATA-DECODER[-T][-KEYVALUE...][-kK]/). Decoders: "
             + ", ".join(f"{n} ({'AR' if n in decoder_names('ar') else 'MDM'})" for n in decoder_names())
         ),
         epilog="examples:\n  dvar eval runs/sudoku-mdm --data data/paper/sudoku/test.jsonl\n"
-        "  dvar eval runs/sudoku-mdm --data test.jsonl --decoder topk --steps 10 --out eval/t10",
+        "  dvar eval runs/sudoku-mdm --data test.jsonl --decoder topk --steps 10 --out eval/t10\n"
+        "  dvar eval runs/sudoku-mdm --data test.jsonl --decoder threshold --decoder-arg tau=0.8\n"
+        "  dvar eval runs/sudoku-ar --data test.jsonl --decoder sample --decoder-arg temperature=0.7 "
+        "--samples 8",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_dir", metavar="RUN_DIR")
     parser.add_argument("--data", required=True, help="data file (JSONL; sudoku also CSV)")
     parser.add_argument("--decoder", default="", help="decoder name (default: greedy for AR, topk for MDM)")
-    parser.add_argument("--steps", type=int, default=0, help="MDM decoding steps T (default: the run's diffusion.steps)")
+    parser.add_argument("--steps", type=int, default=0,
+                        help="decoding steps T of decoders with a steps setting (default: the run's diffusion.steps)")
+    parser.add_argument("--decoder-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="a decoder setting, e.g. noise=0, tau=0.8, remask=false, temperature=0.7 "
+                        "(repeatable; values read as int, float, bool or text)")
+    parser.add_argument("--samples", type=int, default=1, metavar="K",
+                        help="decode each problem K times; report pass@K, best-of-K, majority@K (default: 1)")
     parser.add_argument("--batch-size", type=int, default=64, help="problems decoded together (default: 64)")
     parser.add_argument("--seed", type=int, default=0, help="seed of stochastic decoders (default: 0)")
     parser.add_argument("--device", default="", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--out", default="", help="output directory")
     parser.set_defaults(run=run)
+
+
+def parse_value(text: str) -> int | float | bool | str:
+    """`3` -> 3, `0.5` -> 0.5, `true`/`false` (any case) -> bool, anything else: the text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def parse_settings(pairs: list[str]) -> dict[str, int | float | bool | str]:
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--decoder-arg {pair!r}: expected KEY=VALUE")
+        if key in settings:
+            raise ValueError(f"--decoder-arg {key} given twice")
+        settings[key] = parse_value(value)
+    return settings
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,21 +77,30 @@ def run(args: argparse.Namespace) -> int:
     from dvar.metrics import format_table
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    settings = parse_settings(args.decoder_arg)
     run_ = load_run(args.run_dir, device)
     examples = read_examples(args.data, run_.task)
     result = evaluate(run_, examples, decoder=args.decoder, steps=args.steps,
-                      batch_size=args.batch_size, seed=args.seed, source=args.data)
+                      batch_size=args.batch_size, seed=args.seed, source=args.data,
+                      samples=args.samples, decoder_settings=settings)
     metrics = result.metrics
     if args.out:
         out = Path(args.out)
     else:
         tag = metrics["decoder"] + (f"-{metrics['steps']}" if metrics["steps"] else "")
+        tag += "".join(f"-{key}{value}" for key, value in sorted(settings.items()) if key != "steps")
+        tag += f"-k{args.samples}" if args.samples > 1 else ""
         out = Path(args.run_dir) / "eval" / f"{Path(args.data).stem}-{tag}"
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "predictions.jsonl", result.rows)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     title = (f"{metrics['task']} {metrics['objective']} {metrics['model']} on {args.data}: "
-             f"decoder {metrics['decoder']}, {metrics['nfe']} model calls, {metrics['seconds']} s")
+             f"decoder {metrics['decoder']}, {metrics['nfe']} model calls "
+             f"({metrics['nfe_per_example']} per problem), {metrics['seconds']} s")
     print(format_table(metrics, title=title))
+    if args.samples > 1:
+        print(f"K={args.samples} samples: pass@1 {100 * metrics['pass_at_1']:.2f}%, "
+              f"pass@K {100 * metrics['pass_at_k']:.2f}%, best-of-K {100 * metrics['best_of_k']:.2f}% "
+              f"(the table), majority@K {100 * metrics['majority_at_k']:.2f}%")
     print(f"wrote {out}/predictions.jsonl and metrics.json")
     return 0

@@ -20,7 +20,15 @@ Every decoder is a dataclass of settings, called the same way:
 
 The caller puts the model in eval mode; decoders run under `torch.no_grad()`.
 `DecodeResult.answers[i]` holds the ids after prompt i's SEP up to (not including) the
-first EOS; `nfe` counts calls of `predict` (a batched call counts once).
+first EOS; `nfe` counts calls of `predict` (a batched call counts once); `row_nfe[i]`
+counts the calls that included prompt i. The two differ for adaptive decoders, which
+drop finished rows from later calls (`threshold`), and for AR decoders, which batch
+prompts by length (a row is in its own length group's calls only).
+
+Decoders (one file each): MDM `topk` (easy-first with re-masking, the paper's), `margin`
+and `entropy` (the same loop, other confidence scores), `random` (D3PM order),
+`threshold` (parallel, adaptive number of calls); AR `greedy` and `sample`
+(temperature / nucleus sampling).
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ class DecodeResult:
     # Per prompt: every id the decoder produced after the prompt (EOS and beyond
     # included), for inspection.
     generated: list[list[int]] = dataclasses.field(default_factory=list)
+    # Per prompt: the calls of `predict` that included it (<= nfe); None if not tracked.
+    row_nfe: list[int] | None = None
 
 
 class Decoder(abc.ABC):
@@ -106,7 +116,7 @@ class MaskedDecoder(Decoder):
         mask_id: int = MASK_ID,
     ) -> DecodeResult:
         if not prompts:
-            return DecodeResult(answers=[], nfe=0, generated=[])
+            return DecodeResult(answers=[], nfe=0, generated=[], row_nfe=[])
         run_on = resolve_device(predict, device)
         lengths = [len(p) for p in prompts]
         if max(lengths) >= seq_len:
@@ -118,11 +128,12 @@ class MaskedDecoder(Decoder):
         positions_1xL = torch.arange(seq_len, device=run_on)[None, :]
         maskable_BxL = positions_1xL >= torch.tensor(lengths, device=run_on)[:, None]
         with torch.no_grad():
-            x_BxL, nfe = self.denoise(predict, x_BxL, maskable_BxL, generator, mask_id)
+            x_BxL, nfe, row_nfe = self.denoise(predict, x_BxL, maskable_BxL, generator, mask_id)
         rows = x_BxL.tolist()
         generated = [row[length:] for row, length in zip(rows, lengths)]
         return DecodeResult(
-            answers=[cut_at_eos(ids, eos_id) for ids in generated], nfe=nfe, generated=generated
+            answers=[cut_at_eos(ids, eos_id) for ids in generated], nfe=nfe,
+            generated=generated, row_nfe=row_nfe,
         )
 
     @abc.abstractmethod
@@ -133,15 +144,14 @@ class MaskedDecoder(Decoder):
         maskable_BxL: torch.Tensor,
         generator: torch.Generator | None,
         mask_id: int,
-    ) -> tuple[torch.Tensor, int]:
+    ) -> tuple[torch.Tensor, int, list[int]]:
         """Fill every maskable position of `x_BxL` (all MASK on entry); return the final
-        sequences and the number of `predict` calls."""
+        sequences, the number of `predict` calls and, per row, the calls that included it."""
 
 
-def predict_x0(
-    predict: Callable[..., torch.Tensor], x_BxL: torch.Tensor, mask_id: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Most likely token at every position and its log-probability, both B x L.
+def log_probs(predict: Callable[..., torch.Tensor], x_BxL: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """The model's log-probabilities B x L x V, with MASK's set to -inf (its mass dropped,
+    not renormalised).
 
     MASK itself is never a prediction: it is no answer token (training never targets it)
     and keeping it out guarantees that no MASK is left at the end. The reference does not
@@ -149,7 +159,14 @@ def predict_x0(
     """
     logp_BxLxV = torch.log_softmax(predict(x_BxL).float(), dim=-1)
     logp_BxLxV[..., mask_id] = float("-inf")
-    score_BxL, token_BxL = logp_BxLxV.max(dim=-1)
+    return logp_BxLxV
+
+
+def predict_x0(
+    predict: Callable[..., torch.Tensor], x_BxL: torch.Tensor, mask_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Most likely token at every position (never MASK) and its log-probability, both B x L."""
+    score_BxL, token_BxL = log_probs(predict, x_BxL, mask_id).max(dim=-1)
     return token_BxL, score_BxL
 
 
@@ -169,6 +186,7 @@ __all__ = [
     "Decoder",
     "DecodeResult",
     "MaskedDecoder",
+    "log_probs",
     "predict_x0",
     "register_decoder",
     "get_decoder",

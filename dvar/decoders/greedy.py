@@ -5,11 +5,16 @@ per token, until EOS, `max_new_tokens` or `seq_len`: `5 , 6 EOS` -> answer ids o
 
 Prompts of equal length are decoded together in one batch (no padding, so the result is
 the same as decoding each alone); a row that has finished keeps being computed until its
-whole group has, and its extra tokens are dropped. NFE counts batched calls.
+whole group has, and its extra tokens are dropped. NFE counts batched calls; `row_nfe`
+gives each prompt its own group's calls.
+
+`CachedDecoder` is that loop with the choice of the next token left open: `Greedy` takes
+the argmax, `sample.Sample` draws it (temperature, nucleus).
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Callable, Sequence
 
@@ -20,10 +25,14 @@ from dvar.model import KVCache
 from dvar.tokenizer import EOS_ID, MASK_ID
 
 
-@register_decoder("greedy")
-@dataclasses.dataclass
-class Greedy(Decoder):
+class CachedDecoder(Decoder):
+    """Left-to-right decoding with a KV cache; subclasses choose each next token."""
+
     family = "ar"
+
+    @abc.abstractmethod
+    def choose(self, logits_BxV: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """The next token of every row (B ids) from the model's logits for it."""
 
     def __call__(
         self,
@@ -42,6 +51,7 @@ class Greedy(Decoder):
         for index, prompt in enumerate(prompts):
             groups.setdefault(len(prompt), []).append(index)
         generated: list[list[int]] = [[] for _ in prompts]
+        row_nfe = [0] * len(prompts)
         nfe = 0
         with torch.no_grad():
             for length, indices in sorted(groups.items()):
@@ -51,16 +61,21 @@ class Greedy(Decoder):
                 if budget <= 0:
                     continue
                 prompt_BxP = torch.tensor([list(prompts[i]) for i in indices], device=run_on)
-                tokens, calls = self._decode_group(predict, prompt_BxP, budget, eos_id)
+                tokens, calls = self._decode_group(predict, prompt_BxP, budget, eos_id, generator)
                 nfe += calls
                 for index, row in zip(indices, tokens):
                     generated[index] = row
+                    row_nfe[index] = calls
         answers = [row[:-1] if row and row[-1] == eos_id else row for row in generated]
-        return DecodeResult(answers=answers, nfe=nfe, generated=generated)
+        return DecodeResult(answers=answers, nfe=nfe, generated=generated, row_nfe=row_nfe)
 
-    @staticmethod
     def _decode_group(
-        predict: Callable[..., torch.Tensor], prompt_BxP: torch.Tensor, budget: int, eos_id: int
+        self,
+        predict: Callable[..., torch.Tensor],
+        prompt_BxP: torch.Tensor,
+        budget: int,
+        eos_id: int,
+        generator: torch.Generator | None,
     ) -> tuple[list[list[int]], int]:
         """Up to `budget` new tokens per row, each row cut after its first EOS."""
         B, P = prompt_BxP.shape
@@ -73,7 +88,7 @@ class Greedy(Decoder):
         finished_B = torch.zeros(B, dtype=torch.bool, device=prompt_BxP.device)
         every_Bx1 = torch.ones(B, 1, dtype=torch.bool, device=prompt_BxP.device)
         while True:
-            next_B = logits_BxV.argmax(dim=-1)
+            next_B = self.choose(logits_BxV, generator)
             new_tokens_BxN.append(next_B)
             finished_B |= next_B == eos_id
             # One sync per token to stop early; tiny next to the model call.
@@ -85,3 +100,10 @@ class Greedy(Decoder):
             calls += 1
         rows = torch.stack(new_tokens_BxN, dim=1).tolist()
         return [row[: row.index(eos_id) + 1] if eos_id in row else row for row in rows], calls
+
+
+@register_decoder("greedy")
+@dataclasses.dataclass
+class Greedy(CachedDecoder):
+    def choose(self, logits_BxV: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        return logits_BxV.argmax(dim=-1)

@@ -34,7 +34,7 @@ class RandomOrder(MaskedDecoder):
         maskable_BxL: torch.Tensor,
         generator: torch.Generator | None,
         mask_id: int,
-    ) -> tuple[torch.Tensor, int]:
+    ) -> tuple[torch.Tensor, int, list[int]]:
         still_masked_BxL = maskable_BxL.clone()
         for t in range(self.steps - 1, -1, -1):
             token_BxL, _ = predict_x0(predict, x_BxL, mask_id)
@@ -45,4 +45,4 @@ class RandomOrder(MaskedDecoder):
                 reveal_BxL = (coins_BxL < 1.0 / (t + 1)) & still_masked_BxL
             x_BxL = torch.where(reveal_BxL, token_BxL, x_BxL)
             still_masked_BxL &= ~reveal_BxL
-        return x_BxL, self.steps
+        return x_BxL, self.steps, [self.steps] * x_BxL.size(0)

@@ -24,6 +24,18 @@ visible token keeps its value and counts as certain (log-probability 0), which i
 reference's copy amounts to; it can still be re-masked through the Gumbel noise.
 `repredict=True` re-predicts and re-scores visible tokens literally, as the reference does
 (meaningful for models trained with `diffusion.shift=true`).
+
+Re-masking. By default (`remask=True`) every maskable position competes at every step,
+so a token revealed earlier can be masked again (through the noise, or through a low
+score with `repredict`). `remask=False` freezes revealed tokens: they are never
+re-masked nor re-predicted, and each step reveals the most confident still-masked
+positions until only k remain masked (MaskGIT-style easy-first without re-masking; the
+schedule's k never grows, so that is always possible). `repredict=True` with
+`remask=False` is an error: a frozen token is not re-predicted.
+
+Confidence is the one thing the variants change: a subclass overrides `confidence`
+(and `certain`, the score of a token known for sure, which visible tokens get unless
+re-predicted); `margin.py` and `entropy.py` are such subclasses.
 """
 
 from __future__ import annotations
@@ -31,10 +43,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 
-from dvar.decoders import MaskedDecoder, predict_x0, register_decoder, uniform
+from dvar.decoders import MaskedDecoder, log_probs, register_decoder, uniform
 
 SCHEDULES = ("linear", "cosine")
 
@@ -65,14 +78,23 @@ class TopK(MaskedDecoder):
     schedule: str = "linear"  # or "cosine"
     noise: float = 0.5  # Gumbel scale factor; 0 = deterministic
     repredict: bool = False  # re-predict visible tokens too (the reference, for shifted models)
+    remask: bool = True  # False: a revealed token is never masked again
+
+    certain: ClassVar[float] = 0.0  # the confidence of a token known for sure: log 1
 
     def __post_init__(self) -> None:
         if self.steps < 1:
-            raise ValueError(f"topk: steps must be >= 1, got {self.steps}")
+            raise ValueError(f"{self.name}: steps must be >= 1, got {self.steps}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"topk: schedule {self.schedule!r} not in {SCHEDULES}")
+            raise ValueError(f"{self.name}: schedule {self.schedule!r} not in {SCHEDULES}")
         if self.noise < 0:
-            raise ValueError(f"topk: noise must be >= 0, got {self.noise}")
+            raise ValueError(f"{self.name}: noise must be >= 0, got {self.noise}")
+        if self.repredict and not self.remask:
+            raise ValueError(f"{self.name}: repredict=True needs remask=True (frozen tokens are not re-predicted)")
+
+    def confidence(self, logp_BxLxV: torch.Tensor) -> torch.Tensor:
+        """B x L scores, higher = more confident: the log-probability of the prediction."""
+        return logp_BxLxV.max(dim=-1).values
 
     def denoise(
         self,
@@ -81,26 +103,30 @@ class TopK(MaskedDecoder):
         maskable_BxL: torch.Tensor,
         generator: torch.Generator | None,
         mask_id: int,
-    ) -> tuple[torch.Tensor, int]:
+    ) -> tuple[torch.Tensor, int, list[int]]:
         m_B = maskable_BxL.sum(dim=1).tolist()
         positions_BxL = torch.arange(x_BxL.size(1), device=x_BxL.device).expand_as(x_BxL)
         for t in range(self.steps - 1, -1, -1):
-            token_BxL, score_BxL = predict_x0(predict, x_BxL, mask_id)
+            logp_BxLxV = log_probs(predict, x_BxL, mask_id)
+            token_BxL = logp_BxLxV.argmax(dim=-1)
+            score_BxL = self.confidence(logp_BxLxV)
+            masked_BxL = x_BxL == mask_id
             if self.repredict:
                 x0_BxL = torch.where(maskable_BxL, token_BxL, x_BxL)
             else:
-                masked_BxL = x_BxL == mask_id
                 x0_BxL = torch.where(masked_BxL, token_BxL, x_BxL)
-                score_BxL = score_BxL.masked_fill(maskable_BxL & ~masked_BxL, 0.0)
+                score_BxL = score_BxL.masked_fill(maskable_BxL & ~masked_BxL, self.certain)
             if t == 0:
-                return x0_BxL, self.steps
+                return x0_BxL, self.steps, [self.steps] * x_BxL.size(0)
             rate = remask_rate(t, self.steps, self.schedule)
             if self.noise > 0:
                 score_BxL = score_BxL + self.noise * rate * gumbel(
                     score_BxL.shape, generator, x_BxL.device
                 )
-            # The prompt is never re-masked: rank it after every maskable position.
-            score_BxL = score_BxL.masked_fill(~maskable_BxL, float("inf"))
+            # The prompt (and, without re-masking, every revealed token) is never
+            # re-masked: rank it after every candidate. k never exceeds the masked count.
+            frozen_BxL = ~maskable_BxL if self.remask else ~masked_BxL
+            score_BxL = score_BxL.masked_fill(frozen_BxL, float("inf"))
             # Exactly k per row, ties broken by position (a stable sort). The reference
             # masks `score < k-th smallest`, which re-masks fewer than k on ties.
             order_BxL = torch.argsort(score_BxL, dim=1, stable=True)
