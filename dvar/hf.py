@@ -132,8 +132,11 @@ class HFTokenizer:
                 break
             if 0 <= token < self.vocab_size:
                 kept.append(token)
-        return self.tokenizer.decode(kept, skip_special_tokens=True,
+        text = self.tokenizer.decode(kept, skip_special_tokens=True,
                                      clean_up_tokenization_spaces=False)
+        # Texts are encoded on their own, and a SentencePiece tokenizer (LLaMA's) marks the
+        # start of one as a word boundary, which may decode to a leading space.
+        return text.strip()
 
     def decode(self, ids: Iterable[int]) -> str:
         """Every id rendered, specials included (for logs and debugging)."""
@@ -288,12 +291,17 @@ def build_backbone(
     causal: bool,
     lora: Any,
     dtype: torch.dtype = torch.float32,
+    cutoff: int = 0,
 ) -> HFBackbone:
     """The pretrained model at `path`, fitted to `tokenizer`; LoRA-wrapped if `lora.r` > 0.
 
     `dtype` is the dtype of the weights (fp32 for anything trained; a LoRA run may keep
-    its frozen base in bf16, peft keeps the adapter in fp32)."""
+    its frozen base in bf16, peft keeps the adapter in fp32). `cutoff`: the sequence
+    length, checked against the model's position limit."""
     lm = _load_pretrained(path, dtype)
+    limit = getattr(lm.config, "max_position_embeddings", None)
+    if cutoff and limit and cutoff > limit:
+        raise ValueError(f"data.cutoff={cutoff} exceeds the {limit} positions of {path}")
     _fit_vocabulary(lm, tokenizer)
     if lora.r > 0:
         from peft import LoraConfig, get_peft_model

@@ -167,7 +167,7 @@ def build_model(cfg: Config, tokenizer: Tokenizer, objective: Objective,
         # A frozen LoRA base may stay in the autocast dtype; trained weights are fp32.
         frozen_bf16 = cfg.lora.r > 0 and dtype == torch.bfloat16
         return build_backbone(path, tokenizer, objective.causal, cfg.lora,
-                              torch.bfloat16 if frozen_bf16 else torch.float32)
+                              torch.bfloat16 if frozen_bf16 else torch.float32, cfg.data.cutoff)
     return Transformer(model_config(
         cfg.model, tokenizer.vocab_size, cfg.data.cutoff, causal=objective.causal,
         dropout=cfg.arch.dropout, positions=cfg.arch.positions,

@@ -240,6 +240,21 @@ def test_greedy_with_the_hf_cache_equals_recomputation_and_batching(data, traine
         assert ids[len(prompt):] == generated
 
 
+def test_deterministic_topk_batched_equals_one_at_a_time(data, trained):
+    _, test_file = data
+    loaded = load_run(trained("llama", "mdm", 4))
+    prompts = [loaded.tokenizer.encode_prompt(ex.input)
+               for ex in read_examples(test_file, loaded.task)[:4]]
+    topk = get_decoder("topk", steps=4, noise=0.0)
+    predict = loaded.objective.predictor(loaded.model)
+    kwargs = dict(seq_len=loaded.cutoff, eos_id=loaded.tokenizer.eos_id,
+                  mask_id=loaded.tokenizer.mask_id)
+    batched = topk(predict, prompts, **kwargs)
+    assert all(loaded.tokenizer.mask_id not in row for row in batched.generated)
+    for prompt, generated in zip(prompts, batched.generated):
+        assert topk(predict, [prompt], **kwargs).generated[0] == generated
+
+
 def test_killed_lora_mdm_run_resumes_to_the_same_adapter(tmp_path, data, backbones):
     train_file, _ = data
     extra = ("train.max_steps=6", "train.save_every=3", "train.eval_every=0", "train.eval_size=0")
@@ -286,3 +301,9 @@ def test_llama_recipes_load_with_the_papers_lora_settings():
         cfg = load_config(recipe)
         assert cfg.model.startswith("hf:") and cfg.lora.r == 16, recipe
         assert cfg.train.lr == 1e-4 and cfg.train.epochs == 40, recipe
+
+
+def test_a_cutoff_beyond_the_models_positions_is_an_error(tmp_path, data, backbones):
+    cfg = settings(backbones["gpt2"], data[0], tmp_path / "run", "ar", 0, "data.cutoff=65")
+    with pytest.raises(ValueError, match="exceeds the 64 positions"):
+        train(cfg)
