@@ -186,9 +186,6 @@ class HFBackbone(nn.Module):
         embeddings = self._pretrained().get_input_embeddings().weight.numel()
         return ParameterCount(non_embedding=total - embeddings, total=total)
 
-    def trainable_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
     def new_cache(self) -> _HFCache:
         """An empty KV cache for `forward(..., kv_cache=, start_pos=)` (the AR decoders)."""
         from transformers import DynamicCache
