@@ -91,7 +91,7 @@ class HFTokenizer:
     def from_pretrained(cls, path: str | Path, mask: bool) -> HFTokenizer:
         from transformers import AutoTokenizer
 
-        return cls(AutoTokenizer.from_pretrained(str(path)), mask)
+        return cls(AutoTokenizer.from_pretrained(_local(path), local_files_only=True), mask)
 
     def save(self, directory: str | Path) -> None:
         self.tokenizer.save_pretrained(str(directory))
@@ -267,7 +267,15 @@ class _HFCache:
 def _load_pretrained(path: str | Path, dtype: torch.dtype) -> nn.Module:
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+    return AutoModelForCausalLM.from_pretrained(_local(path), dtype=dtype, local_files_only=True)
+
+
+def _local(path: str | Path) -> str:
+    """`path` if it is a directory; never a Hub name, nothing is downloaded."""
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"model=hf:{path}: not a local directory (a Hugging Face "
+                                "causal LM saved with save_pretrained, with its tokenizer)")
+    return str(path)
 
 
 def _fit_vocabulary(lm: nn.Module, tokenizer: HFTokenizer) -> None:

@@ -307,3 +307,9 @@ def test_a_cutoff_beyond_the_models_positions_is_an_error(tmp_path, data, backbo
     cfg = settings(backbones["gpt2"], data[0], tmp_path / "run", "ar", 0, "data.cutoff=65")
     with pytest.raises(ValueError, match="exceeds the 64 positions"):
         train(cfg)
+
+
+def test_a_missing_model_directory_is_an_error_not_a_download(tmp_path, data):
+    cfg = settings(tmp_path / "no-such-model", data[0], tmp_path / "run", "ar", 4)
+    with pytest.raises(FileNotFoundError, match="not a local directory"):
+        train(cfg)
