@@ -62,7 +62,19 @@ class DiffusionConfig:
     gamma: float = 1.0
     time_weighting: str = "linear"  # linear | elbo | none
     token_reweighting: bool = True
-    shift: bool = False  # read position i's prediction from i-1 (causal-LM convention)
+    # Read position i's prediction from i-1 (causal-LM convention); empty (null): on for
+    # pretrained hf backbones, off for dvar's own models.
+    shift: bool | None = None
+
+
+@dataclass
+class LoraConfig:
+    """LoRA fine-tuning of a pretrained backbone (`model=hf:PATH`), via peft."""
+
+    r: int = 0  # rank; 0: full fine-tuning (every weight trained)
+    alpha: float = 32.0  # the adapter's output is scaled by alpha / r
+    dropout: float = 0.05
+    target_modules: str = ""  # comma-separated module names or all-linear; empty: peft's default
 
 
 @dataclass
@@ -76,7 +88,7 @@ class DecodeConfig:
 class Config:
     task: str = ""
     objective: str = "mdm"  # ar | mdm
-    model: str = "tiny"  # a size name (micro, mini, tiny, base, medium)
+    model: str = "tiny"  # a size name (micro, mini, tiny, base, medium) or hf:PATH (dvar/hf.py)
     out_dir: str = ""
     seed: int = 0
     resume: bool = False
@@ -84,6 +96,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     arch: ArchConfig = field(default_factory=ArchConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
 

@@ -4,7 +4,8 @@
     report = evaluate(run, read_examples("test.jsonl", run.task), decoder="topk")
 
 A run directory (SPEC §7) holds `config.yaml` (resolved), `vocab.json`, `model.json` and
-`model.safetensors`; `evaluate` returns per-example rows and a `metrics.json` summary.
+`model.safetensors` (a pretrained `model=hf:PATH` run: `config.yaml` and `hf/`, see
+`dvar.hf`); `evaluate` returns per-example rows and a `metrics.json` summary.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from dvar.checkpoint import load_weights
 from dvar.config import Config, load_config
 from dvar.data import Example
 from dvar.decoders import decoder_class, get_decoder
+from dvar.hf import RUN_SUBDIR, HFBackbone, HFTokenizer, hf_path, load_backbone
 from dvar.metrics import best_of_k, judge_all, summarize, summarize_samples
 from dvar.model import ModelConfig, Transformer
-from dvar.objectives import Objective, get_objective
+from dvar.objectives import Objective, get_objective, objective_class
 from dvar.tasks import Task, get_task
 from dvar.tokenizer import CharTokenizer, SequenceTooLong
 
@@ -35,8 +37,8 @@ class Run:
 
     config: Config
     task: Task
-    tokenizer: CharTokenizer
-    model: Transformer
+    tokenizer: CharTokenizer | HFTokenizer
+    model: Transformer | HFBackbone
     objective: Objective
     path: Path | None = None
 
@@ -49,28 +51,38 @@ class Run:
         return self.config.data.max_new_tokens
 
 
-def build_objective(cfg: Config) -> Objective:
+def build_objective(cfg: Config, mask_id: int | None = None) -> Objective:
+    """The objective of `cfg`; `mask_id`: the tokenizer's MASK (default: dvar's)."""
     if cfg.objective == "mdm":
         d = cfg.diffusion
         return get_objective(
             "mdm", steps=d.steps, alpha=d.alpha, gamma=d.gamma, time_weighting=d.time_weighting,
-            token_reweighting=d.token_reweighting, shift=d.shift,
+            token_reweighting=d.token_reweighting, shift=bool(d.shift),
+            **({} if mask_id is None else {"mask_id": mask_id}),
         )
     return get_objective(cfg.objective)
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
     run_dir = Path(run_dir)
-    for name in ("config.yaml", "vocab.json", "model.json", "model.safetensors"):
-        if not (run_dir / name).is_file():
+    cfg = load_config(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else None
+    pretrained = hf_path(cfg.model) if cfg is not None else None
+    needed = ("config.yaml", RUN_SUBDIR) if pretrained else (
+        "config.yaml", "vocab.json", "model.json", "model.safetensors")
+    for name in needed:
+        if not (run_dir / name).exists():
             raise FileNotFoundError(f"{run_dir} is not a finished run: {name} is missing")
-    cfg = load_config(run_dir / "config.yaml")
-    tokenizer = CharTokenizer.load(run_dir / "vocab.json")
-    model = Transformer(ModelConfig(**json.loads((run_dir / "model.json").read_text())))
-    model.to(device)
-    load_weights(model, run_dir / "model.safetensors")
-    model.eval()
-    return Run(cfg, get_task(cfg.task), tokenizer, model, build_objective(cfg), run_dir)
+    if pretrained:
+        causal = objective_class(cfg.objective).causal
+        tokenizer, model = load_backbone(run_dir, pretrained, causal, cfg.lora, device)
+    else:
+        tokenizer = CharTokenizer.load(run_dir / "vocab.json")
+        model = Transformer(ModelConfig(**json.loads((run_dir / "model.json").read_text())))
+        model.to(device)
+        load_weights(model, run_dir / "model.safetensors")
+        model.eval()
+    objective = build_objective(cfg, tokenizer.mask_id)
+    return Run(cfg, get_task(cfg.task), tokenizer, model, objective, run_dir)
 
 
 @dataclass
@@ -143,6 +155,7 @@ def decode_samples(
             result = dec(
                 predict, [prompts[i] for i in chunk], seq_len=run.cutoff,
                 max_new_tokens=run.max_new_tokens, generator=generator,
+                eos_id=run.tokenizer.eos_id, mask_id=run.tokenizer.mask_id,
             )
             nfe += result.nfe
             batch_nfe_sum += result.nfe * len(chunk)

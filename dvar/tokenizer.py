@@ -89,6 +89,11 @@ class CharTokenizer:
             )
         return ids + [self.pad_id] * (cutoff - len(ids))
 
+    def answer_span(self, input: str, output: str) -> tuple[int, int]:
+        """(start, end) of `output EOS` in `encode_example`'s row: right after SEP, right
+        after EOS (one id per character, so no encoding needed)."""
+        return len(input) + 1, len(input) + 1 + len(output) + 1
+
     # ------------------------------------------------------------------ decoding
     def decode_answer(self, ids: Iterable[int]) -> str:
         """Characters of `ids` up to the first EOS, specials and unknown ids dropped.

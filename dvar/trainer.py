@@ -36,6 +36,7 @@ from dvar.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint, 
 from dvar.config import Config, ConfigError, save_config
 from dvar.data import Example, read_examples
 from dvar.evaluate import Run, build_objective, evaluate
+from dvar.hf import RUN_SUBDIR, HFBackbone, HFTokenizer, build_backbone, hf_path
 from dvar.model import SIZES, Transformer, model_config
 from dvar.objectives import Objective
 from dvar.tasks import get_task
@@ -66,15 +67,18 @@ class EncodedData:
         }
 
 
-def encode(examples: list[Example], tokenizer: CharTokenizer, cutoff: int, source: str) -> EncodedData:
+Tokenizer = CharTokenizer | HFTokenizer
+
+
+def encode(examples: list[Example], tokenizer: Tokenizer, cutoff: int, source: str) -> EncodedData:
     rows = [
         tokenizer.encode_example(ex.input, ex.output, cutoff, name=f"{source}:{ex.line}")
         for ex in examples
     ]
-    starts = [len(ex.input) + 1 for ex in examples]
-    ends = [len(ex.input) + 1 + len(ex.output) + 1 for ex in examples]
+    spans = [tokenizer.answer_span(ex.input, ex.output) for ex in examples]
     return EncodedData(
-        examples, torch.tensor(rows, dtype=torch.long), torch.tensor(starts), torch.tensor(ends)
+        examples, torch.tensor(rows, dtype=torch.long),
+        torch.tensor([start for start, _ in spans]), torch.tensor([end for _, end in spans]),
     )
 
 
@@ -146,15 +150,55 @@ def _precision(cfg: Config, device: torch.device) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[choice]
 
 
+# ----------------------------------------------------------------------------- backbone
+# The one place where dvar's own model and a pretrained Hugging Face one (`model=hf:PATH`,
+# dvar/hf.py) part ways; everything after works with either.
+def build_tokenizer(cfg: Config) -> Tokenizer:
+    path = hf_path(cfg.model)
+    if path:
+        return HFTokenizer.from_pretrained(path, mask=cfg.objective == "mdm")
+    return CharTokenizer(cfg.arch.vocab or DEFAULT_CHARS)
+
+
+def build_model(cfg: Config, tokenizer: Tokenizer, objective: Objective,
+                dtype: torch.dtype | None) -> Transformer | HFBackbone:
+    path = hf_path(cfg.model)
+    if path:
+        # A frozen LoRA base may stay in the autocast dtype; trained weights are fp32.
+        frozen_bf16 = cfg.lora.r > 0 and dtype == torch.bfloat16
+        return build_backbone(path, tokenizer, objective.causal, cfg.lora,
+                              torch.bfloat16 if frozen_bf16 else torch.float32, cfg.data.cutoff)
+    return Transformer(model_config(
+        cfg.model, tokenizer.vocab_size, cfg.data.cutoff, causal=objective.causal,
+        dropout=cfg.arch.dropout, positions=cfg.arch.positions,
+    ))
+
+
+def describe_model(out: Path, model: Transformer | HFBackbone, tokenizer: Tokenizer) -> None:
+    """What a run directory holds from its start: vocab.json and model.json (an hf run
+    saves its tokenizer and model config with the model, `save_model`)."""
+    if isinstance(model, Transformer):
+        tokenizer.save(out / "vocab.json")
+        (out / "model.json").write_text(json.dumps(dataclasses.asdict(model.config), indent=2) + "\n")
+
+
+def save_model(out: Path, model: Transformer | HFBackbone, tokenizer: Tokenizer) -> None:
+    """The finished model: model.safetensors, or hf/ in Hugging Face format."""
+    if isinstance(model, HFBackbone):
+        model.save_pretrained(out / RUN_SUBDIR, tokenizer)
+    else:
+        save_weights(model, out / "model.safetensors")
+
+
 # ----------------------------------------------------------------------------- main loop
-def resolve(cfg: Config) -> tuple[Config, CharTokenizer, EncodedData, EncodedData]:
+def resolve(cfg: Config) -> tuple[Config, Tokenizer, EncodedData, EncodedData]:
     """Read the data, fill in derived settings (cutoff, max_new_tokens, max_steps)."""
     if not cfg.task:
         raise ConfigError("set task=... (one of the registered tasks)")
     if cfg.objective not in ("ar", "mdm"):
         raise ConfigError(f"objective must be ar or mdm, got {cfg.objective!r}")
-    if cfg.model not in SIZES:
-        raise ConfigError(f"unknown model size {cfg.model!r}; known: {', '.join(SIZES)}")
+    if cfg.model not in SIZES and not hf_path(cfg.model):
+        raise ConfigError(f"unknown model size {cfg.model!r}; known: {', '.join(SIZES)}, hf:PATH")
     if not cfg.out_dir:
         raise ConfigError("set out_dir=... (the run directory)")
     if not cfg.data.train:
@@ -170,12 +214,14 @@ def resolve(cfg: Config) -> tuple[Config, CharTokenizer, EncodedData, EncodedDat
         train_examples, valid_examples = _split_valid(cfg, train_examples)
         valid_source = cfg.data.train
     everything = train_examples + valid_examples
-    longest = max(len(ex.input) + len(ex.output) + 2 for ex in everything)
+    tokenizer = build_tokenizer(cfg)
+    spans = [tokenizer.answer_span(ex.input, ex.output) for ex in everything]
     if cfg.data.cutoff == 0:
-        cfg.data.cutoff = longest
+        cfg.data.cutoff = max(end for _, end in spans)
     if cfg.data.max_new_tokens == 0:
-        cfg.data.max_new_tokens = max(len(ex.output) + 1 for ex in everything)
-    tokenizer = CharTokenizer(cfg.arch.vocab or DEFAULT_CHARS)
+        cfg.data.max_new_tokens = max(end - start for start, end in spans)
+    if cfg.diffusion.shift is None:  # the causal-LM convention for pretrained causal LMs
+        cfg.diffusion.shift = hf_path(cfg.model) is not None
     train = encode(train_examples, tokenizer, cfg.data.cutoff, cfg.data.train)
     valid = encode(valid_examples, tokenizer, cfg.data.cutoff, valid_source)
     if cfg.train.max_steps == 0:
@@ -196,7 +242,8 @@ def train(cfg: Config, *, stop_after: int | None = None) -> Path:
     cfg, tokenizer, train_data, valid_data = resolve(cfg)
     out = Path(cfg.out_dir)
     checkpoints = list_checkpoints(out)
-    if not cfg.resume and (checkpoints or (out / "model.safetensors").exists()):
+    finished = (out / "model.safetensors").exists() or (out / RUN_SUBDIR).exists()
+    if not cfg.resume and (checkpoints or finished):
         raise ConfigError(f"{out} already holds a run; pass resume=true to continue it, or another out_dir")
 
     B, W = cfg.train.batch_size, d.world
@@ -208,15 +255,15 @@ def train(cfg: Config, *, stop_after: int | None = None) -> Path:
         raise ConfigError(f"per-process batch {per_rank} is not divisible by micro_batch_size={micro}")
     accumulation = per_rank // micro
 
-    objective = build_objective(cfg)
+    objective = build_objective(cfg, tokenizer.mask_id)
+    dtype = _precision(cfg, device)
     torch.manual_seed(cfg.seed)  # identical initial weights in every process
-    model = Transformer(model_config(
-        cfg.model, tokenizer.vocab_size, cfg.data.cutoff, causal=objective.causal,
-        dropout=cfg.arch.dropout, positions=cfg.arch.positions,
-    )).to(device)
-    # GPT-2 practice: no weight decay on biases and LayerNorm gains.
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    model = build_model(cfg, tokenizer, objective, dtype).to(device)
+    # GPT-2 practice: no weight decay on biases and LayerNorm gains. Frozen weights (a
+    # LoRA run's base) are not optimised at all.
+    trained = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trained if p.dim() >= 2]
+    no_decay = [p for p in trained if p.dim() < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.train.weight_decay},
          {"params": no_decay, "weight_decay": 0.0}],
@@ -240,11 +287,12 @@ def train(cfg: Config, *, stop_after: int | None = None) -> Path:
     if d.main:
         resolved = dataclasses.replace(cfg, resume=False)
         save_config(resolved, out / "config.yaml")
-        tokenizer.save(out / "vocab.json")
-        (out / "model.json").write_text(json.dumps(dataclasses.asdict(model.config), indent=2) + "\n")
+        describe_model(out, model, tokenizer)
         counts = model.num_parameters()
+        trained_count = sum(p.numel() for p in trained)
         print(f"{cfg.objective} {cfg.model}: {counts.total / 1e6:.2f}M parameters "
-              f"({counts.non_embedding / 1e6:.2f}M without embeddings); {len(train_data)} train / "
+              f"({counts.non_embedding / 1e6:.2f}M without embeddings, "
+              f"{trained_count / 1e6:.2f}M trained); {len(train_data)} train / "
               f"{len(valid_data)} valid examples; cutoff {cfg.data.cutoff}; {max_steps} steps of {B}")
 
     net: torch.nn.Module = model
@@ -252,7 +300,6 @@ def train(cfg: Config, *, stop_after: int | None = None) -> Path:
         net = torch.compile(net)
     if W > 1:
         net = DistributedDataParallel(net, device_ids=[d.local_rank] if device.type == "cuda" else None)
-    dtype = _precision(cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     order = _DataOrder(len(train_data), cfg.seed)
 
@@ -330,11 +377,12 @@ def train(cfg: Config, *, stop_after: int | None = None) -> Path:
     if d.main:
         save_checkpoint(out, step, model, optimizer, {"schedule": schedule.state_dict()},
                         keep=cfg.train.keep_checkpoints)
-        save_weights(model, out / "model.safetensors")
+        save_model(out, model, tokenizer)
         from dvar.plots import plot_loss
 
         plot_loss(out)
-        print(f"wrote {out}/ (model.safetensors, config.yaml, vocab.json, {LOG_FILE}, loss.png)")
+        saved = f"{RUN_SUBDIR}/" if isinstance(model, HFBackbone) else "model.safetensors, vocab.json"
+        print(f"wrote {out}/ ({saved}, config.yaml, {LOG_FILE}, loss.png)")
     _barrier(d)
     return out
 

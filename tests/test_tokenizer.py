@@ -78,3 +78,11 @@ def test_save_load_and_extension(tmp_path):
 def test_rejects_repeated_characters():
     with pytest.raises(ValueError, match="repeated"):
         CharTokenizer("0120")
+
+
+def test_answer_span_marks_output_and_eos():
+    tok = CharTokenizer()
+    row = tok.encode_example("5,1", "5,6", cutoff=10)
+    start, end = tok.answer_span("5,1", "5,6")
+    assert row[start - 1] == tok.sep_id and row[end - 1] == tok.eos_id
+    assert tok.decode_answer(row[start:end]) == "5,6"

@@ -25,14 +25,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Train a model. Settings: defaults <- CONFIG.yaml <- key=value overrides; an\n"
             "unknown key is an error. Writes the run directory `out_dir` (config.yaml,\n"
             "vocab.json, model.json, model.safetensors, train_log.jsonl, eval_log.jsonl,\n"
-            "loss.png, checkpoints/). resume=true continues a killed run from its last\n"
-            "complete checkpoint. Several processes: torchrun --nproc_per_node N -m dvar train ...\n\n"
+            "loss.png, checkpoints/); with model=hf:PATH (a local Hugging Face causal LM)\n"
+            "config.yaml and hf/ (the model or LoRA adapter and its tokenizer) instead of\n"
+            "vocab.json, model.json and model.safetensors. resume=true continues a killed\n"
+            "run from its last complete checkpoint. Several processes:\n"
+            "torchrun --nproc_per_node N -m dvar train ...\n\n"
             "keys and defaults:\n  " + "\n  ".join(_keys(to_dict(Config())))
         ),
         epilog="examples:\n"
         "  dvar train configs/sudoku-mdm.yaml data.train=data/paper/sudoku/train.jsonl\n"
         "  dvar train task=path objective=ar model=mini data.train=path.jsonl out_dir=runs/p "
-        "train.max_steps=500",
+        "train.max_steps=500\n"
+        "  dvar train configs/llama-cd4-ar.yaml model=hf:/models/llama-7b lora.r=16",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("items", nargs="*", metavar="CONFIG.yaml | key=value")

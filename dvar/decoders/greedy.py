@@ -79,7 +79,8 @@ class CachedDecoder(Decoder):
     ) -> tuple[list[list[int]], int]:
         """Up to `budget` new tokens per row, each row cut after its first EOS."""
         B, P = prompt_BxP.shape
-        cache = KVCache()
+        # A model with its own cache type (a Hugging Face backbone) provides it.
+        cache = predict.new_cache() if hasattr(predict, "new_cache") else KVCache()
         last_BxP = torch.zeros(B, P, dtype=torch.bool, device=prompt_BxP.device)
         last_BxP[:, -1] = True
         logits_BxV = predict(prompt_BxP, logits_at=last_BxP, kv_cache=cache, start_pos=0)

@@ -1,0 +1,345 @@
+"""Pretrained Hugging Face causal LMs as dvar backbones: `model=hf:PATH`.
+
+PATH is a local directory holding a causal LM and its tokenizer (what
+`AutoModelForCausalLM.from_pretrained` / `AutoTokenizer.from_pretrained` read); nothing is
+downloaded. The task text goes through that tokenizer, and the model is wrapped so that
+objectives and decoders call it exactly like dvar's own `Transformer`:
+
+    tokenizer = HFTokenizer.from_pretrained("models/llama-7b", mask=True)   # mdm: adds a MASK
+    model = build_backbone("models/llama-7b", tokenizer, causal=False, lora=LoraConfig(r=16))
+    model(ids_BxL)                       # logits B x L x V
+    model(ids_BxL, logits_at=mask_BxL)   # N x V at the True entries only
+
+Sequence layout, the same as dvar's `input SEP output EOS PAD...` with these ids:
+- BOS first, when the tokenizer has one distinct from its EOS (LLaMA's `<s>`), since the
+  pretrained model always saw it at position 0; GPT-2's BOS is its EOS, so none there;
+- SEP is the tokenizer's EOS: it ends the prompt the way a document ends in pretraining,
+  and needs no new token, so an AR LoRA run leaves the vocabulary and the embeddings as
+  they are (its adapter alone is the whole result). The answer starts right after it and
+  ends at the next EOS (`decode_answer` reads the generated ids only, never the prompt);
+- EOS is the tokenizer's EOS; PAD is its pad token, or EOS if it has none (LLaMA and
+  GPT-2 have none), which the MDM objective then learns to put after the answer;
+- MASK (mdm only) is the tokenizer's mask token, or a new special token `<|mask|>` added
+  to the tokenizer and the embeddings. Its input and output rows start as the mean of the
+  existing rows (deterministic, so a LoRA run's frozen base can be rebuilt exactly) and,
+  under LoRA, the input row is trained (`peft`'s trainable tokens, saved with the adapter).
+Input and output texts are tokenized separately (no special tokens), so an answer's ids
+never merge with the prompt's and `decode_answer` gives back the answer text.
+
+Objectives: `ar` keeps the causal attention; `mdm` makes it bidirectional by passing a
+prepared all-zero 4D additive attention mask, which transformers uses as given instead of
+building its causal one (`tests/test_hf.py` checks through gradients that position i then
+depends on later inputs). With `diffusion.shift` (on by default for hf backbones, SPEC §3)
+position i's prediction is read from position i-1, as the causal LM was pretrained.
+
+Fine-tuning: `lora.r=0` trains every weight; `lora.r>0` wraps the model with a `peft`
+LoRA adapter (`lora.alpha`, `lora.dropout`, `lora.target_modules`; empty = peft's default
+modules for the architecture, e.g. q_proj,v_proj for LLaMA, c_attn for GPT-2) and trains
+only the adapter (and an added MASK row).
+
+A run directory keeps the result under `hf/` in Hugging Face format, with the tokenizer:
+the full model (`save_pretrained`) or the LoRA adapter (peft's `save_pretrained`; its
+`adapter_config.json` names the base directory). Checkpoints hold what training changes
+only (every weight, or the adapter), as safetensors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn as nn
+
+from dvar.model import ParameterCount
+from dvar.tokenizer import SequenceTooLong
+
+PREFIX = "hf:"
+RUN_SUBDIR = "hf"  # where a run directory keeps the model (or adapter) and tokenizer
+ADDED_MASK_TOKEN = "<|mask|>"
+
+
+def hf_path(model: str) -> str | None:
+    """The directory of `model=hf:PATH`, or None for one of dvar's own sizes."""
+    return model[len(PREFIX):] if model.startswith(PREFIX) else None
+
+
+# ----------------------------------------------------------------------------- tokenizer
+class HFTokenizer:
+    """A Hugging Face tokenizer with the interface dvar's `CharTokenizer` offers."""
+
+    def __init__(self, tokenizer: Any, mask: bool) -> None:
+        if tokenizer.eos_token_id is None:
+            raise ValueError("the tokenizer has no EOS token; dvar needs one (it is also SEP)")
+        # True when this tokenizer gained the MASK token here (its embedding row is new).
+        self.added_mask = mask and tokenizer.mask_token_id is None
+        if self.added_mask:
+            tokenizer.add_special_tokens({"mask_token": ADDED_MASK_TOKEN})
+        self.tokenizer = tokenizer
+        self.eos_id = self.sep_id = int(tokenizer.eos_token_id)
+        pad = tokenizer.pad_token_id
+        self.pad_id = int(pad) if pad is not None else self.eos_id
+        self.mask_id = int(tokenizer.mask_token_id) if mask else None
+        bos = tokenizer.bos_token_id
+        self.prefix = [int(bos)] if bos is not None and bos != self.eos_id else []
+        self.vocab_size = len(tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, mask: bool) -> HFTokenizer:
+        from transformers import AutoTokenizer
+
+        return cls(AutoTokenizer.from_pretrained(_local(path), local_files_only=True), mask)
+
+    def save(self, directory: str | Path) -> None:
+        self.tokenizer.save_pretrained(str(directory))
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encode_prompt(self, input: str) -> list[int]:
+        """`[BOS] input SEP`: what a decoder starts from."""
+        return self.prefix + self.encode(input) + [self.sep_id]
+
+    def encode_example(self, input: str, output: str, cutoff: int, name: str = "") -> list[int]:
+        """`[BOS] input SEP output EOS PAD...`, exactly `cutoff` ids."""
+        prompt = self.encode_prompt(input)
+        answer = self.encode(output)
+        ids = prompt + answer + [self.eos_id]
+        if len(ids) > cutoff:
+            raise SequenceTooLong(
+                f"{name or 'example'}: needs {len(ids)} tokens (prompt {len(prompt)} with SEP + "
+                f"output {len(answer)} + EOS) but the cutoff length is {cutoff}"
+            )
+        return ids + [self.pad_id] * (cutoff - len(ids))
+
+    def answer_span(self, input: str, output: str) -> tuple[int, int]:
+        """(start, end) of `output EOS` in `encode_example`'s row: right after SEP, right
+        after EOS."""
+        start = len(self.encode_prompt(input))
+        return start, start + len(self.encode(output)) + 1
+
+    def decode_answer(self, ids: Iterable[int]) -> str:
+        """Text of `ids` up to the first EOS, special and unknown ids dropped; never raises."""
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()
+        kept = []
+        for token in ids:
+            token = int(token)
+            if token == self.eos_id:
+                break
+            if 0 <= token < self.vocab_size:
+                kept.append(token)
+        text = self.tokenizer.decode(kept, skip_special_tokens=True,
+                                     clean_up_tokenization_spaces=False)
+        # Texts are encoded on their own, and a SentencePiece tokenizer (LLaMA's) marks the
+        # start of one as a word boundary, which may decode to a leading space.
+        return text.strip()
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Every id rendered, specials included (for logs and debugging)."""
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()
+        return self.tokenizer.decode([int(t) for t in ids], skip_special_tokens=False)
+
+
+# ----------------------------------------------------------------------------- model
+@dataclasses.dataclass
+class BackboneInfo:
+    path: str  # the pretrained directory
+    causal: bool  # what objectives check (`Objective.check_model`)
+    lora: bool
+
+
+class _Keys(NamedTuple):
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class HFBackbone(nn.Module):
+    """A (possibly LoRA-wrapped) causal LM called like `dvar.model.Transformer`."""
+
+    def __init__(self, lm: nn.Module, info: BackboneInfo) -> None:
+        super().__init__()
+        self.lm = lm  # a PreTrainedModel, or a peft PeftModel around one
+        self.config = info
+        forward = inspect.signature(self._pretrained().forward).parameters
+        # transformers 5 renamed `past_key_values` to `cache`.
+        self._cache_arg = "cache" if "cache" in forward else "past_key_values"
+
+    @property
+    def causal(self) -> bool:
+        return self.config.causal
+
+    @property
+    def device(self) -> torch.device:
+        return self._pretrained().device
+
+    def _pretrained(self) -> nn.Module:
+        """The transformers model (LoRA layers, if any, are injected into it in place)."""
+        return self.lm.get_base_model() if self.config.lora else self.lm
+
+    def num_parameters(self) -> ParameterCount:
+        total = sum(p.numel() for p in self.parameters())
+        embeddings = self._pretrained().get_input_embeddings().weight.numel()
+        return ParameterCount(non_embedding=total - embeddings, total=total)
+
+    def new_cache(self) -> _HFCache:
+        """An empty KV cache for `forward(..., kv_cache=, start_pos=)` (the AR decoders)."""
+        from transformers import DynamicCache
+
+        return _HFCache(DynamicCache())
+
+    def forward(
+        self,
+        input_ids_BxL: torch.Tensor,
+        logits_at: torch.Tensor | None = None,
+        kv_cache: _HFCache | None = None,
+        start_pos: int = 0,
+    ) -> torch.Tensor:
+        """As `Transformer.forward`: logits B x L x V, or N x V at the True entries of
+        `logits_at`; with `kv_cache` (from `new_cache`, causal only) the tokens continue
+        the cached ones and are appended to the cache."""
+        lm = self._pretrained()
+        B, L = input_ids_BxL.shape
+        kwargs: dict[str, Any] = {"use_cache": kv_cache is not None}
+        if kv_cache is not None:
+            if not self.causal:
+                raise ValueError("a KV cache is only valid for a causal model")
+            if start_pos != kv_cache.length:
+                raise ValueError(f"start_pos={start_pos} but the cache holds {kv_cache.length}")
+            kwargs[self._cache_arg] = kv_cache.cache
+        if not self.causal:
+            # A prepared 4D mask is used as given (added to the attention scores): all zeros
+            # lets every position see every other one, replacing the causal mask.
+            kwargs["attention_mask"] = torch.zeros(
+                B, 1, L, L, dtype=lm.dtype, device=input_ids_BxL.device
+            )
+        body = getattr(lm, lm.base_model_prefix)
+        h_BxLxD = body(input_ids=input_ids_BxL, **kwargs).last_hidden_state
+        if logits_at is not None:
+            h_BxLxD = h_BxLxD[logits_at]  # N x D: the head only where logits are used
+        return lm.get_output_embeddings()(h_BxLxD)
+
+    # A LoRA run's checkpoints hold the trainable tensors only (the adapter and an added
+    # MASK row); the frozen base is re-read from its directory. A full fine-tune holds all.
+    def state_dict(self, *, destination: Any = None, prefix: str = "", keep_vars: bool = False):
+        state = super().state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)
+        if not self.config.lora:
+            return state
+        trainable = self._trainable_names(prefix)
+        for name in [k for k in state if k.startswith(prefix) and k not in trainable]:
+            del state[name]
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor], strict: bool = True, **kwargs: Any):
+        if not self.config.lora:
+            return super().load_state_dict(state, strict=strict, **kwargs)
+        missing, unexpected = super().load_state_dict(state, strict=False, **kwargs)
+        trainable = self._trainable_names("")
+        keys = _Keys([k for k in missing if k in trainable], list(unexpected))
+        if strict and (keys.missing_keys or keys.unexpected_keys):
+            raise RuntimeError(f"state does not fit the adapter: {keys}")
+        return keys
+
+    def _trainable_names(self, prefix: str) -> set[str]:
+        return {prefix + name for name, p in self.named_parameters() if p.requires_grad}
+
+    def save_pretrained(self, directory: str | Path, tokenizer: HFTokenizer) -> None:
+        """The model (or adapter) and tokenizer in Hugging Face format."""
+        self.lm.save_pretrained(str(directory))
+        tokenizer.save(directory)
+
+
+class _HFCache:
+    """A transformers cache with the `length` dvar's decoders read."""
+
+    def __init__(self, cache: Any) -> None:
+        self.cache = cache
+
+    @property
+    def length(self) -> int:
+        return int(self.cache.get_seq_length())
+
+
+def _load_pretrained(path: str | Path, dtype: torch.dtype) -> nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(_local(path), dtype=dtype, local_files_only=True)
+
+
+def _local(path: str | Path) -> str:
+    """`path` if it is a directory; never a Hub name, nothing is downloaded."""
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"model=hf:{path}: not a local directory (a Hugging Face "
+                                "causal LM saved with save_pretrained, with its tokenizer)")
+    return str(path)
+
+
+def _fit_vocabulary(lm: nn.Module, tokenizer: HFTokenizer) -> None:
+    """Grow the embeddings to the tokenizer (an added MASK); new rows = mean of the old."""
+    old = lm.get_input_embeddings().weight.size(0)
+    if tokenizer.vocab_size <= old:
+        return
+    lm.resize_token_embeddings(tokenizer.vocab_size, mean_resizing=False)
+    with torch.no_grad():
+        for weight in {id(w): w for w in (lm.get_input_embeddings().weight,
+                                           lm.get_output_embeddings().weight)}.values():
+            weight[old:] = weight[:old].mean(dim=0)
+
+
+def build_backbone(
+    path: str | Path,
+    tokenizer: HFTokenizer,
+    causal: bool,
+    lora: Any,
+    dtype: torch.dtype = torch.float32,
+    cutoff: int = 0,
+) -> HFBackbone:
+    """The pretrained model at `path`, fitted to `tokenizer`; LoRA-wrapped if `lora.r` > 0.
+
+    `dtype` is the dtype of the weights (fp32 for anything trained; a LoRA run may keep
+    its frozen base in bf16, peft keeps the adapter in fp32). `cutoff`: the sequence
+    length, checked against the model's position limit."""
+    lm = _load_pretrained(path, dtype)
+    limit = getattr(lm.config, "max_position_embeddings", None)
+    if cutoff and limit and cutoff > limit:
+        raise ValueError(f"data.cutoff={cutoff} exceeds the {limit} positions of {path}")
+    _fit_vocabulary(lm, tokenizer)
+    if lora.r > 0:
+        from peft import LoraConfig, get_peft_model
+
+        targets = [t.strip() for t in lora.target_modules.split(",") if t.strip()]
+        if targets == ["all-linear"]:  # peft's keyword, given as a plain string
+            targets = "all-linear"
+        lm = get_peft_model(lm, LoraConfig(
+            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+            target_modules=targets or None,  # None: peft's default for the architecture
+            trainable_token_indices=[tokenizer.mask_id] if tokenizer.added_mask else None,
+        ))
+    return HFBackbone(lm, BackboneInfo(str(path), causal, lora.r > 0))
+
+
+
+def load_backbone(run_dir: str | Path, path: str, causal: bool, lora: Any,
+                  device: str | torch.device = "cpu") -> tuple[HFTokenizer, HFBackbone]:
+    """Tokenizer and model of a finished run (its `hf/` directory), in eval mode."""
+    saved = Path(run_dir) / RUN_SUBDIR
+    tokenizer = HFTokenizer.from_pretrained(saved, mask=not causal)
+    if lora.r > 0:
+        from peft import PeftModel
+
+        base = _load_pretrained(path, torch.float32)
+        _fit_vocabulary(base, tokenizer)
+        lm = PeftModel.from_pretrained(base, str(saved))
+    else:
+        lm = _load_pretrained(saved, torch.float32)
+    model = HFBackbone(lm, BackboneInfo(path, causal, lora.r > 0)).to(device)
+    model.eval()
+    return tokenizer, model
+
+
+__all__ = ["HFTokenizer", "HFBackbone", "build_backbone", "load_backbone", "hf_path", "PREFIX",
+           "RUN_SUBDIR"]
