@@ -22,7 +22,7 @@ import torch
 from dvar.checkpoint import load_weights
 from dvar.config import Config, load_config
 from dvar.data import Example
-from dvar.decoders import decoder_class, get_decoder
+from dvar.decoders import Decoder, decoder_class, get_decoder
 from dvar.hf import RUN_SUBDIR, HFBackbone, HFTokenizer, hf_path, load_backbone
 from dvar.metrics import best_of_k, judge_all, summarize, summarize_samples
 from dvar.model import ModelConfig, Transformer
@@ -101,6 +101,24 @@ class Decoded:
     settings: dict[str, Any]  # the decoder's settings as used
 
 
+def make_decoder(
+    run: Run, decoder: str = "", steps: int = 0, decoder_settings: dict[str, Any] | None = None
+) -> tuple[str, Decoder]:
+    """The decoder `name` (default: the objective's) with its settings: `steps` (default:
+    the run's diffusion.steps) where it has a steps setting, unless `decoder_settings`
+    sets it; unknown settings and a decoder of the other family are errors."""
+    name = decoder or run.objective.default_decoder
+    cls = decoder_class(name)
+    if cls.family != run.objective.family:
+        raise ValueError(f"decoder {name!r} decodes {cls.family} models; this run is {run.objective.family}")
+    settings = dict(decoder_settings or {})
+    if "steps" in {f.name for f in dataclasses.fields(cls)}:
+        if steps and settings.get("steps", steps) != steps:
+            raise ValueError(f"steps given twice: {steps} and decoder setting steps={settings['steps']}")
+        settings.setdefault("steps", steps or run.config.diffusion.steps)
+    return name, get_decoder(name, **settings)
+
+
 def decode_samples(
     run: Run,
     inputs: Sequence[str],
@@ -122,16 +140,7 @@ def decode_samples(
     """
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
-    name = decoder or run.objective.default_decoder
-    cls = decoder_class(name)
-    if cls.family != run.objective.family:
-        raise ValueError(f"decoder {name!r} decodes {cls.family} models; this run is {run.objective.family}")
-    settings = dict(decoder_settings or {})
-    if "steps" in {f.name for f in dataclasses.fields(cls)}:
-        if steps and settings.get("steps", steps) != steps:
-            raise ValueError(f"steps given twice: {steps} and decoder setting steps={settings['steps']}")
-        settings.setdefault("steps", steps or run.config.diffusion.steps)
-    dec = get_decoder(name, **settings)
+    name, dec = make_decoder(run, decoder, steps, decoder_settings)
     prompts = []
     for text, where in zip(inputs, names):
         ids = run.tokenizer.encode_prompt(text)

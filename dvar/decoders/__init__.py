@@ -170,6 +170,47 @@ def predict_x0(
     return token_BxL, score_BxL
 
 
+class RevealTrace:
+    """`predict` wrapped to record the order in which an MDM decoder reveals positions:
+
+        trace = RevealTrace(objective.predictor(model))
+        decoder(trace, prompts, seq_len=L)
+        step_BxL = trace.reveal_steps()
+
+    Every call sees the decoder's current canvas, so the calls' inputs replay the whole
+    decoding without touching any decoder's loop. It needs every call to see the whole
+    batch (`threshold` drops finished rows: decode one prompt at a time there).
+    """
+
+    def __init__(self, predict: Callable[..., torch.Tensor], mask_id: int = MASK_ID) -> None:
+        self.predict = predict
+        self.mask_id = mask_id
+        self.masked: list[torch.Tensor] = []  # per call: bool B x L, MASK in its input
+
+    @property
+    def device(self) -> torch.device:
+        return resolve_device(self.predict, None)
+
+    def __call__(self, x_BxL: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if self.masked and x_BxL.shape != self.masked[0].shape:
+            raise ValueError(
+                f"RevealTrace: a call on {tuple(x_BxL.shape)} after {tuple(self.masked[0].shape)}; "
+                "the decoder dropped rows, trace one prompt at a time"
+            )
+        self.masked.append((x_BxL == self.mask_id).cpu())
+        return self.predict(x_BxL, *args, **kwargs)
+
+    def reveal_steps(self) -> torch.Tensor:
+        """Long B x L: the call (1 = first) whose decision revealed each position for good,
+        i.e. the last call whose input still had it masked (decoders leave no MASK at the
+        end); 0 where it was never masked (the prompt)."""
+        if not self.masked:
+            raise ValueError("RevealTrace: no call recorded")
+        masked_SxBxL = torch.stack(self.masked)
+        calls_Sx1x1 = torch.arange(1, len(self.masked) + 1)[:, None, None]
+        return (masked_SxBxL * calls_Sx1x1).amax(dim=0)
+
+
 # ---------------------------------------------------------------------- registry
 _DECODERS: Registry[type[Decoder]] = Registry("decoder", __name__)
 register_decoder = _DECODERS.register
@@ -186,6 +227,7 @@ __all__ = [
     "Decoder",
     "DecodeResult",
     "MaskedDecoder",
+    "RevealTrace",
     "log_probs",
     "predict_x0",
     "register_decoder",

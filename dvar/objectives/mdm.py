@@ -44,15 +44,33 @@ def mask_batch(
     with probability (t+1)/steps. Random numbers are drawn on the generator's device (CPU
     when there is none) and moved, so a seed gives the same masks on every device.
     """
+    device = input_ids_BxL.device
+    draw_on = generator.device if generator is not None else device
+    t_B = torch.randint(0, steps, (input_ids_BxL.size(0),), generator=generator, device=draw_on).to(device)
+    noisy_BxL, masked_BxL = mask_at_rates(
+        input_ids_BxL, answer_start_B, (t_B + 1).float() / steps, generator, mask_id
+    )
+    return noisy_BxL, masked_BxL, t_B
+
+
+def mask_at_rates(
+    input_ids_BxL: torch.Tensor,
+    answer_start_B: torch.Tensor,
+    rate_B: torch.Tensor,
+    generator: torch.Generator | None = None,
+    mask_id: int = MASK_ID,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(noisy_ids B x L, masked bool B x L)`: each position >= answer_start of row b masked
+    independently with probability rate_B[b] (the forward process at a chosen mask rate;
+    `mask_batch` draws the rate, `dvar analyze` fixes it)."""
     B, L = input_ids_BxL.shape
     device = input_ids_BxL.device
     draw_on = generator.device if generator is not None else device
-    t_B = torch.randint(0, steps, (B,), generator=generator, device=draw_on).to(device)
     u_BxL = torch.rand(B, L, generator=generator, device=draw_on).to(device)
     positions_1xL = torch.arange(L, device=device)[None, :]
     maskable_BxL = positions_1xL >= answer_start_B[:, None]
-    masked_BxL = (u_BxL < ((t_B + 1).float() / steps)[:, None]) & maskable_BxL
-    return input_ids_BxL.masked_fill(masked_BxL, mask_id), masked_BxL, t_B
+    masked_BxL = (u_BxL < rate_B.to(device)[:, None]) & maskable_BxL
+    return input_ids_BxL.masked_fill(masked_BxL, mask_id), masked_BxL
 
 
 @register_objective("mdm")
@@ -135,4 +153,4 @@ class MaskedDiffusion(Objective):
         return model(x_BxL, logits_at=source_BxL)
 
 
-__all__ = ["MaskedDiffusion", "mask_batch", "TIME_WEIGHTINGS"]
+__all__ = ["MaskedDiffusion", "mask_batch", "mask_at_rates", "TIME_WEIGHTINGS"]

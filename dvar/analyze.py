@@ -1,0 +1,332 @@
+"""Subgoal diagnostics, the paper's central analysis: where in the answer a model errs,
+and in which order a diffusion model writes the answer.
+
+    run = load_run("runs/path-mdm")
+    analysis = analyze(run, read_examples("test.jsonl", run.task)[:500])
+    write_plots(analysis, "analysis/")
+
+Positions are answer positions: 0 is the first character after SEP, and an answer of c
+characters has positions 0..c (c is its EOS). Per position, over the examples that have it:
+- AR, `teacher_forcing`: loss and accuracy of the next-token prediction from the gold
+  prefix (what the AR objective trains);
+- MDM, `mask_rates`: at mask rate r every position after SEP is masked with probability r
+  (the MDM forward process at r = (t+1)/T) and the unweighted cross-entropy and accuracy
+  are read at the masked answer positions;
+- MDM, `decode_order`: the step (1 = first model call) at which the decoder revealed each
+  position for good (`dvar.decoders.RevealTrace`); for Sudoku also as a grid.
+Answers made of parts (path: edges split by `/`; countdown: equations split by `,`) get
+the same per part and per breakdown key (path: planning distance): a part's loss is the
+mean over its scored characters, it is correct when they all are, and it is fixed at the
+step its last character is revealed (parts of the decoded answer there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from dvar.data import Example
+from dvar.decoders import RevealTrace
+from dvar.evaluate import Run, make_decoder
+from dvar.generation import _natural
+from dvar.objectives import Batch, answer_masks, make_batch
+from dvar.objectives.mdm import mask_at_rates
+
+PART_SEPARATORS = {"path": "/", "countdown": ","}
+MASK_RATES = (0.25, 0.5, 0.75, 1.0)
+NAN = float("nan")
+
+
+# ---------------------------------------------------------------------- per token
+@torch.no_grad()
+def teacher_forced(run: Run, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, correct) B x L, float: the prediction of each answer token (output and EOS)
+    from the gold prefix before it; NaN at every other position."""
+    ids_BxL = batch["input_ids"]
+    logits_BxLxV = run.objective.logits(run.model, ids_BxL).float()
+    # Token i is predicted at position i-1; position 0 is never an answer position.
+    loss_BxL = F.pad(F.cross_entropy(logits_BxLxV[:, :-1].transpose(1, 2), ids_BxL[:, 1:], reduction="none"),
+                     (1, 0), value=NAN)
+    correct_BxL = F.pad((logits_BxLxV[:, :-1].argmax(-1) == ids_BxL[:, 1:]).float(), (1, 0), value=NAN)
+    scored_BxL = answer_masks(batch)
+    return loss_BxL.where(scored_BxL, NAN), correct_BxL.where(scored_BxL, NAN)
+
+
+@torch.no_grad()
+def masked_at_rate(
+    run: Run, batch: Batch, rate: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, correct) B x L, float, at the answer positions that the MDM forward process
+    at mask rate `rate` masked; NaN elsewhere."""
+    ids_BxL = batch["input_ids"]
+    rate_B = torch.full((ids_BxL.size(0),), rate)
+    noisy_BxL, masked_BxL = mask_at_rates(ids_BxL, batch["answer_start"], rate_B, generator,
+                                          run.objective.mask_id)
+    logits_BxLxV = run.objective.logits(run.model, noisy_BxL).float()
+    loss_BxL = F.cross_entropy(logits_BxLxV.transpose(1, 2), ids_BxL, reduction="none")
+    correct_BxL = (logits_BxLxV.argmax(-1) == ids_BxL).float()
+    scored_BxL = masked_BxL & answer_masks(batch)
+    return loss_BxL.where(scored_BxL, NAN), correct_BxL.where(scored_BxL, NAN)
+
+
+def to_answer(values_BxL: torch.Tensor, start_B: torch.Tensor, width: int) -> torch.Tensor:
+    """B x width: values at answer positions start_B .. start_B + width - 1 (NaN past L)."""
+    index_BxA = start_B[:, None] + torch.arange(width)[None, :]
+    inside_BxA = index_BxA < values_BxL.size(1)
+    gathered_BxA = values_BxL.float().gather(1, index_BxA.clamp(max=values_BxL.size(1) - 1))
+    return gathered_BxA.where(inside_BxA, NAN)
+
+
+# ---------------------------------------------------------------------- summaries
+def _mean_by_column(values_NxA: torch.Tensor) -> tuple[list[float | None], list[int]]:
+    """Column means ignoring NaN (None where a column has no value) and counts."""
+    present_NxA = ~values_NxA.isnan()
+    count_A = present_NxA.sum(0)
+    mean_A = values_NxA.nan_to_num(0.0).sum(0) / count_A.clamp(min=1)
+    return [round(float(m), 5) if c else None for m, c in zip(mean_A, count_A)], count_A.tolist()
+
+
+def summarize_positions(loss_NxA: torch.Tensor, correct_NxA: torch.Tensor) -> dict[str, list]:
+    loss, count = _mean_by_column(loss_NxA)
+    accuracy, _ = _mean_by_column(correct_NxA)
+    return {"loss": loss, "accuracy": accuracy, "count": count}
+
+
+def part_spans(text: str, separator: str) -> list[tuple[int, int]]:
+    """Character spans of the parts of `text`: `5,6/6,11` with `/` -> [(0, 3), (4, 8)]."""
+    spans, start = [], 0
+    for piece in text.split(separator):
+        spans.append((start, start + len(piece)))
+        start += len(piece) + 1
+    return spans
+
+
+def _per_part(values_NxA: torch.Tensor, spans: Sequence[list[tuple[int, int]]], reduce: str) -> torch.Tensor:
+    """N x P: each part's mean / all(==1) / max over its non-NaN characters (NaN if none)."""
+    width = max((len(s) for s in spans), default=0)
+    out_NxP = torch.full((len(spans), width), NAN)
+    for i, row_spans in enumerate(spans):
+        for p, (a, b) in enumerate(row_spans):
+            chars = values_NxA[i, a:b]
+            chars = chars[~chars.isnan()]
+            if chars.numel():
+                out_NxP[i, p] = {"mean": chars.mean(), "all": (chars == 1).all().float(),
+                                 "max": chars.max()}[reduce]
+    return out_NxP
+
+
+def _split(groups: Sequence[str], **columns_NxP: torch.Tensor) -> dict[str, dict[str, Any]]:
+    """Per breakdown key: column means of each N x P tensor (`name` -> mean, plus count)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key in sorted(set(groups), key=_natural):
+        rows = torch.tensor([g == key for g in groups])
+        entry: dict[str, Any] = {"n": int(rows.sum())}
+        for name, values_NxP in columns_NxP.items():
+            entry[name], entry["count"] = _mean_by_column(values_NxP[rows])
+        out[key] = entry
+    return out
+
+
+# ---------------------------------------------------------------------- analysis
+def analyze(
+    run: Run,
+    examples: Sequence[Example],
+    mask_rates: Sequence[float] = MASK_RATES,
+    decoder: str = "",
+    steps: int = 0,
+    decoder_settings: dict[str, Any] | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    source: str = "",
+) -> dict[str, Any]:
+    """Every number of the diagnostics as one JSON-ready dict (see the module docstring)."""
+    if not examples:
+        raise ValueError("no examples to analyze")
+    if any(ex.output is None for ex in examples):
+        raise ValueError("analyze needs gold outputs")
+    run.model.eval()
+    device = run.model.device
+    tok = run.tokenizer
+    width = max(len(ex.output) for ex in examples) + 1  # answer positions, EOS included
+    groups = [run.task.group(ex.problem) for ex in examples]
+    separator = PART_SEPARATORS.get(run.task.name)
+    gold_spans = [part_spans(ex.output, separator) for ex in examples] if separator else []
+    result: dict[str, Any] = {
+        "run": str(run.path or ""), "data": source, "task": run.task.name, "objective": run.config.objective,
+        "model": run.config.model, "n": len(examples), "answer_positions": width,
+        "groups": {key: groups.count(key) for key in sorted(set(groups), key=_natural)},
+    }
+    if separator:
+        result["part_separator"] = separator
+
+    batches = []
+    for begin in range(0, len(examples), batch_size):
+        rows = [tok.encode_example(ex.input, ex.output, run.cutoff, name=f"{source}:{ex.line}")
+                for ex in examples[begin : begin + batch_size]]
+        batches.append(make_batch(rows, tok, device))
+
+    def scored(measure) -> dict[str, Any]:
+        """Per position (and part) summary of `measure(batch) -> (loss, correct) B x L`."""
+        loss_rows, correct_rows = [], []
+        for batch in batches:
+            loss_BxL, correct_BxL = measure(batch)
+            start_B = batch["answer_start"].cpu()
+            loss_rows.append(to_answer(loss_BxL.cpu(), start_B, width))
+            correct_rows.append(to_answer(correct_BxL.cpu(), start_B, width))
+        loss_NxA, correct_NxA = torch.cat(loss_rows), torch.cat(correct_rows)
+        entry: dict[str, Any] = summarize_positions(loss_NxA, correct_NxA)
+        if separator:
+            entry["parts"] = _split(groups, loss=_per_part(loss_NxA, gold_spans, "mean"),
+                                    accuracy=_per_part(correct_NxA, gold_spans, "all"))
+        return entry
+
+    if run.objective.family == "ar":
+        result["teacher_forcing"] = scored(lambda batch: teacher_forced(run, batch))
+        return result
+    generator = torch.Generator(device=device).manual_seed(seed)
+    result["mask_rates"] = {
+        f"{rate:g}": scored(lambda batch, rate=rate: masked_at_rate(run, batch, rate, generator))
+        for rate in mask_rates
+    }
+    result["decode_order"] = decode_order(run, examples, width, groups, decoder, steps, decoder_settings,
+                                          batch_size, seed, separator)
+    return result
+
+
+def decode_order(
+    run: Run, examples: Sequence[Example], width: int, groups: Sequence[str], decoder: str, steps: int,
+    decoder_settings: dict[str, Any] | None, batch_size: int, seed: int, separator: str | None,
+) -> dict[str, Any]:
+    """When the decoder revealed each answer position (mean step, per position, per part)."""
+    name, dec = make_decoder(run, decoder, steps, decoder_settings)
+    generator = torch.Generator(device=run.model.device).manual_seed(seed)
+    predict = run.objective.predictor(run.model)
+
+    def decode(chunk: Sequence[Example]) -> tuple[torch.Tensor, list[str], int]:
+        trace = RevealTrace(predict)
+        prompts = [run.tokenizer.encode_prompt(ex.input) for ex in chunk]
+        result = dec(trace, prompts, seq_len=run.cutoff, generator=generator)
+        start_B = torch.tensor([len(p) for p in prompts])
+        return (to_answer(trace.reveal_steps(), start_B, width),
+                [run.tokenizer.decode_answer(ids) for ids in result.answers], result.nfe)
+
+    reveal_rows, texts, calls = [], [], 0
+    for begin in range(0, len(examples), batch_size):
+        chunk = examples[begin : begin + batch_size]
+        try:
+            pieces = [decode(chunk)]
+        except ValueError:  # a decoder that drops finished rows: one prompt at a time
+            pieces = [decode([ex]) for ex in chunk]
+        for reveal_BxA, answers, nfe in pieces:
+            reveal_rows.append(reveal_BxA)
+            texts += answers
+            calls += nfe
+    decoded_NxA = torch.cat(reveal_rows)
+    # Per position: each example's own answer positions (its gold output and EOS).
+    lengths_N = torch.tensor([len(ex.output) + 1 for ex in examples])
+    reveal_NxA = decoded_NxA.where(torch.arange(width)[None, :] < lengths_N[:, None], NAN)
+    verdicts = [run.task.judge(ex.problem, text)["correct"] for ex, text in zip(examples, texts)]
+    mean_step, count = _mean_by_column(reveal_NxA)
+    out: dict[str, Any] = {
+        "decoder": name, "settings": dataclasses.asdict(dec), "nfe": calls,
+        "accuracy": sum(verdicts) / len(verdicts), "mean_reveal_step": mean_step, "count": count,
+    }
+    cells = len(examples[0].output)
+    side = math.isqrt(cells)
+    if run.task.name == "sudoku" and side * side == cells and all(len(ex.output) == cells for ex in examples):
+        out["grid"] = [mean_step[r * side : (r + 1) * side] for r in range(side)]
+    if separator:
+        spans = [part_spans(text, separator) for text in texts]
+        out["parts"] = _split(groups, fixed_step=_per_part(decoded_NxA, spans, "max"))
+    return out
+
+
+# ---------------------------------------------------------------------- plots
+def write_plots(analysis: dict[str, Any], out: str | Path) -> list[Path]:
+    """PNG plots of an `analyze` result; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    title = f"{analysis['task']} {analysis['objective']} {analysis['model']}"
+    settings = ({"teacher forcing": analysis["teacher_forcing"]} if "teacher_forcing" in analysis
+                else {f"mask rate {r}": v for r, v in analysis["mask_rates"].items()})
+    written = []
+
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=90)
+        plt.close(fig)
+        written.append(out / name)
+
+    fig, (loss_ax, acc_ax) = plt.subplots(2, 1, figsize=(7.0, 5.6), sharex=True)
+    for label, entry in settings.items():
+        xs = [i for i, v in enumerate(entry["loss"]) if v is not None]
+        loss_ax.plot(xs, [entry["loss"][i] for i in xs], ".-", label=label)
+        acc_ax.plot(xs, [100 * entry["accuracy"][i] for i in xs], ".-", label=label)
+    loss_ax.set_ylabel("loss (cross-entropy)")
+    loss_ax.set_title(f"{title}: per answer position")
+    loss_ax.legend(fontsize=8)
+    acc_ax.set_ylabel("token accuracy (%)")
+    acc_ax.set_xlabel("answer position (0 = first after SEP; last = EOS)")
+    save(fig, "per_position.png")
+
+    if "part_separator" in analysis:
+        fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 3.6), squeeze=False, sharey=True)
+        for ax, (label, entry) in zip(axes[0], settings.items()):
+            for key, part in entry["parts"].items():
+                xs = [i for i, v in enumerate(part["loss"]) if v is not None]
+                ax.plot([x + 1 for x in xs], [part["loss"][i] for i in xs], "o-", label=key)
+            ax.set_title(label, fontsize=9)
+            ax.set_xlabel("part of the answer (1 = first)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes[0][0].set_ylabel("mean loss per character")
+        axes[0][-1].legend(fontsize=7)
+        fig.suptitle(f"{title}: loss per part, by breakdown key", fontsize=10)
+        save(fig, "per_part_loss.png")
+
+    order = analysis.get("decode_order")
+    if order:
+        label = f"{order['decoder']} ({order['nfe']} calls in all, accuracy {100 * order['accuracy']:.1f}%)"
+        if "grid" in order:
+            grid = [[NAN if v is None else v for v in row] for row in order["grid"]]
+            fig, ax = plt.subplots(figsize=(5.2, 4.6))
+            image = ax.imshow(grid, cmap="viridis")
+            for r, row in enumerate(grid):
+                for c, value in enumerate(row):
+                    ax.text(c, r, f"{value:.1f}", ha="center", va="center", fontsize=7 if len(grid) > 4 else 10,
+                            color="white")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            fig.colorbar(image, ax=ax, label="mean reveal step")
+            ax.set_title(f"{title}: decoding order\n{label}", fontsize=9)
+        else:
+            fig, ax = plt.subplots(figsize=(7.0, 3.6))
+            steps = order["mean_reveal_step"]
+            xs = [i for i, v in enumerate(steps) if v is not None]
+            ax.plot(xs, [steps[i] for i in xs], ".-")
+            ax.set_xlabel("answer position")
+            ax.set_ylabel("mean reveal step")
+            ax.set_title(f"{title}: decoding order, {label}", fontsize=9)
+        save(fig, "decode_order.png")
+        if "parts" in order:
+            fig, ax = plt.subplots(figsize=(6.4, 4.0))
+            for key, part in order["parts"].items():
+                xs = [i for i, v in enumerate(part["fixed_step"]) if v is not None]
+                ax.plot([x + 1 for x in xs], [part["fixed_step"][i] for i in xs], "o-", label=key)
+            ax.set_xlabel("part of the decoded answer (1 = first)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_ylabel("mean step at which it was fixed")
+            ax.set_title(f"{title}: when each part was fixed, {order['decoder']}", fontsize=9)
+            ax.legend(fontsize=8)
+            save(fig, "decode_order_parts.png")
+    return written
