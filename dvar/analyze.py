@@ -50,8 +50,8 @@ def teacher_forced(run: Run, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     ids_BxL = batch["input_ids"]
     logits_BxLxV = run.objective.logits(run.model, ids_BxL).float()
     # Token i is predicted at position i-1; position 0 is never an answer position.
-    loss_BxL = F.pad(F.cross_entropy(logits_BxLxV[:, :-1].transpose(1, 2), ids_BxL[:, 1:], reduction="none"),
-                     (1, 0), value=NAN)
+    token_loss_BxK = F.cross_entropy(logits_BxLxV[:, :-1].transpose(1, 2), ids_BxL[:, 1:], reduction="none")
+    loss_BxL = F.pad(token_loss_BxK, (1, 0), value=NAN)
     correct_BxL = F.pad((logits_BxLxV[:, :-1].argmax(-1) == ids_BxL[:, 1:]).float(), (1, 0), value=NAN)
     scored_BxL = answer_masks(batch)
     return loss_BxL.where(scored_BxL, NAN), correct_BxL.where(scored_BxL, NAN)
@@ -106,7 +106,9 @@ def part_spans(text: str, separator: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _per_part(values_NxA: torch.Tensor, spans: Sequence[list[tuple[int, int]]], reduce: str) -> torch.Tensor:
+def _per_part(
+    values_NxA: torch.Tensor, spans: Sequence[list[tuple[int, int]]], reduce: str
+) -> torch.Tensor:
     """N x P: each part's mean / all(==1) / max over its non-NaN characters (NaN if none)."""
     width = max((len(s) for s in spans), default=0)
     out_NxP = torch.full((len(spans), width), NAN)
@@ -157,8 +159,9 @@ def analyze(
     separator = PART_SEPARATORS.get(run.task.name)
     gold_spans = [part_spans(ex.output, separator) for ex in examples] if separator else []
     result: dict[str, Any] = {
-        "run": str(run.path or ""), "data": source, "task": run.task.name, "objective": run.config.objective,
-        "model": run.config.model, "n": len(examples), "answer_positions": width,
+        "run": str(run.path or ""), "data": source, "task": run.task.name,
+        "objective": run.config.objective, "model": run.config.model, "n": len(examples),
+        "answer_positions": width,
         "groups": {key: groups.count(key) for key in sorted(set(groups), key=_natural)},
     }
     if separator:
@@ -238,7 +241,7 @@ def decode_order(
     }
     cells = len(examples[0].output)
     side = math.isqrt(cells)
-    if run.task.name == "sudoku" and side * side == cells and all(len(ex.output) == cells for ex in examples):
+    if run.task.name == "sudoku" and side * side == cells and all(len(e.output) == cells for e in examples):
         out["grid"] = [mean_step[r * side : (r + 1) * side] for r in range(side)]
     if separator:
         spans = [part_spans(text, separator) for text in texts]
@@ -281,7 +284,8 @@ def write_plots(analysis: dict[str, Any], out: str | Path) -> list[Path]:
     save(fig, "per_position.png")
 
     if "part_separator" in analysis:
-        fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 3.6), squeeze=False, sharey=True)
+        fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 3.6), squeeze=False,
+                                 sharey=True)
         for ax, (label, entry) in zip(axes[0], settings.items()):
             for key, part in entry["parts"].items():
                 xs = [i for i, v in enumerate(part["loss"]) if v is not None]
@@ -303,8 +307,8 @@ def write_plots(analysis: dict[str, Any], out: str | Path) -> list[Path]:
             image = ax.imshow(grid, cmap="viridis")
             for r, row in enumerate(grid):
                 for c, value in enumerate(row):
-                    ax.text(c, r, f"{value:.1f}", ha="center", va="center", fontsize=7 if len(grid) > 4 else 10,
-                            color="white")
+                    ax.text(c, r, f"{value:.1f}", ha="center", va="center", color="white",
+                            fontsize=7 if len(grid) > 4 else 10)
             ax.set_xticks([])
             ax.set_yticks([])
             fig.colorbar(image, ax=ax, label="mean reveal step")

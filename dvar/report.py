@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import matplotlib
+import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -96,7 +97,8 @@ PUBLISHED: tuple[Published, ...] = (
     Published("countdown", "4 numbers", "ar", 0.458, "GPT-2 85M", _YE, _four_numbers),
     Published("countdown", "4 numbers", "mdm", 0.915, "MDM 85M", _YE, _four_numbers),
     Published("sudoku", "9×9, ≥ 27 givens (1M collection)", "ar", 0.207, "AR", _YE, _nine_by_nine_easy),
-    Published("sudoku", "9×9, ≥ 27 givens (1M collection)", "mdm", 1.00, "MDM 6M", _YE, _nine_by_nine_easy),
+    Published("sudoku", "9×9, ≥ 27 givens (1M collection)", "mdm", 1.00, "MDM 6M", _YE,
+              _nine_by_nine_easy),
     Published("sudoku", "9×9, 17–26 givens (hard)", "ar", 0.872,
               "AR, solver-order training", _KIM, _nine_by_nine_hard),
     Published("sudoku", "9×9, 17–26 givens (hard)", "mdm", 0.895, "MDM, margin decoding", _KIM,
@@ -139,8 +141,6 @@ def load_result(metrics_file: Path) -> Result:
     run = _run_of(metrics_file)
     config: dict[str, Any] = {}
     if run is not None:
-        import yaml
-
         config = yaml.safe_load((run / "config.yaml").read_text()) or {}
     nfe = m.get("row_nfe_per_example")
     return Result(
@@ -240,12 +240,14 @@ CSV_FIELDS = ("task", "test_set", "model", "objective", "decoder", "steps", "acc
 
 def csv_rows(results: list[Result]) -> list[dict[str, Any]]:
     """One row per evaluation (source `ours`), then every published number (`published`)."""
+    def blank_if_none(value: Any) -> Any:
+        return "" if value is None else value
+
     rows = [
         {"task": r.task, "test_set": r.data, "model": r.model, "objective": r.objective,
-         "decoder": r.decoder, "steps": r.steps if r.steps is not None else "", "accuracy": r.accuracy,
-         "n": r.n, "correct": r.correct, "nfe_per_example": r.nfe_per_example if r.nfe_per_example is not None else "",
-         "examples_per_s": r.examples_per_s if r.examples_per_s is not None else "", "run": r.run,
-         "source": "ours"}
+         "decoder": r.decoder, "steps": blank_if_none(r.steps), "accuracy": r.accuracy, "n": r.n,
+         "correct": r.correct, "nfe_per_example": blank_if_none(r.nfe_per_example),
+         "examples_per_s": blank_if_none(r.examples_per_s), "run": r.run, "source": "ours"}
         for r in sorted(results, key=lambda r: (r.task, r.data, r.column, r.run))
     ]
     rows += [
@@ -289,8 +291,8 @@ def plot_breakdowns(results: list[Result], out: Path) -> tuple[list[Path], list[
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
         for r in sorted(group, key=lambda r: headers[id(r)]):
             xs = [i for i, k in enumerate(keys) if k in r.by]
-            ax.plot(xs, [100 * r.by[keys[i]]["accuracy"] for i in xs], "o-" if r.objective == "ar" else "s--",
-                    label=headers[id(r)])
+            ax.plot(xs, [100 * r.by[keys[i]]["accuracy"] for i in xs],
+                    "o-" if r.objective == "ar" else "s--", label=headers[id(r)])
         ax.set_xticks(range(len(keys)), keys, rotation=30 if len(keys) > 6 else 0)
         ax.set_ylim(-2, 102)
         ax.set_ylabel("accuracy (%)")
@@ -345,10 +347,9 @@ def plot_losses(runs: list[Path], out: Path) -> tuple[list[Path], list[str]]:
             continue
         rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         if rows:
-            import yaml
-
             objective = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("objective", "?")
-            curves.setdefault(objective, []).append((run.name, [r["step"] for r in rows], [r["loss"] for r in rows]))
+            curves.setdefault(objective, []).append(
+                (run.name, [r["step"] for r in rows], [r["loss"] for r in rows]))
     if not curves:
         return [], ["training loss curves: no run directory with a train_log.jsonl"]
     fig, axes = plt.subplots(1, len(curves), figsize=(5.0 * len(curves), 3.6), squeeze=False)

@@ -21,18 +21,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "countdown (equations) also get these per part of the answer, split by breakdown key\n"
             "(path: planning distance). Writes analysis.json (every number) and PNG plots."
         ),
-        epilog="examples:\n  dvar analyze runs/path-mdm --data data/paper/path/test.jsonl --out analysis/path-mdm\n"
+        epilog="examples:\n"
+        "  dvar analyze runs/path-mdm --data data/paper/path/test.jsonl --out analysis/path-mdm\n"
         "  dvar analyze runs/s4-ar --data test.jsonl --out analysis/s4-ar --limit 200",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_dir", metavar="RUN_DIR")
-    parser.add_argument("--data", required=True, help="data file with gold outputs (JSONL; sudoku also CSV)")
+    parser.add_argument("--data", required=True,
+                        help="data file with gold outputs (JSONL; sudoku also CSV)")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--limit", type=int, default=500, help="first N problems only (default: 500; 0 = all)")
+    parser.add_argument("--limit", type=int, default=500,
+                        help="first N problems only (default: 500; 0 = all)")
     parser.add_argument("--mask-rates", default="0.25,0.5,0.75,1", metavar="R,...",
                         help="MDM mask rates in (0, 1] (default: 0.25,0.5,0.75,1)")
     parser.add_argument("--decoder", default="", help="MDM decoder traced for the order (default: topk)")
-    parser.add_argument("--steps", type=int, default=0, help="its steps T (default: the run's diffusion.steps)")
+    parser.add_argument("--steps", type=int, default=0,
+                        help="its steps T (default: the run's diffusion.steps)")
     parser.add_argument("--decoder-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="a decoder setting, as in `dvar eval` (repeatable)")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -69,10 +73,11 @@ def run(args: argparse.Namespace) -> int:
                          else {f"mask rate {r}": e for r, e in analysis["mask_rates"].items()}).items():
         pairs = [(l, c) for l, c in zip(entry["loss"], entry["count"]) if l is not None]
         mean = sum(l * c for l, c in pairs) / max(sum(c for _, c in pairs), 1)
-        worst = max(range(len(entry["loss"])), key=lambda i: -1 if entry["loss"][i] is None else entry["loss"][i])
+        worst = max((i for i, l in enumerate(entry["loss"]) if l is not None), key=entry["loss"].__getitem__)
         print(f"  {label}: mean loss {mean:.4f}; highest at position {worst} ({entry['loss'][worst]:.4f})")
     if "decode_order" in analysis:
         order = analysis["decode_order"]
-        print(f"  decode order ({order['decoder']}, {order['nfe']} calls): accuracy {100 * order['accuracy']:.1f}%")
+        print(f"  decode order ({order['decoder']}, {order['nfe']} calls): "
+              f"accuracy {100 * order['accuracy']:.1f}%")
     print(f"wrote {out}/analysis.json" + "".join(f", {p.name}" for p in plots))
     return 0
