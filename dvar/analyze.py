@@ -13,7 +13,8 @@ characters has positions 0..c (c is its EOS). Per position, over the examples th
   (the MDM forward process at r = (t+1)/T) and the unweighted cross-entropy and accuracy
   are read at the masked answer positions;
 - MDM, `decode_order`: the step (1 = first model call) at which the decoder revealed each
-  position for good (`dvar.decoders.RevealTrace`); for Sudoku also as a grid.
+  position for good (`dvar.decoders.RevealTrace`); for Sudoku also as a grid, over all
+  cells and over the blank cells only, and the mean step of given vs blank cells.
 Answers made of parts (path: edges split by `/`; countdown: equations split by `,`) get
 the same per part and per breakdown key (path: planning distance): a part's loss is the
 mean over its scored characters, it is correct when they all are, and it is fixed at the
@@ -242,7 +243,15 @@ def decode_order(
     cells = len(examples[0].output)
     side = math.isqrt(cells)
     if run.task.name == "sudoku" and side * side == cells and all(len(e.output) == cells for e in examples):
+        # Given cells are copies of the input; the blanks are the problem. A cell's mean
+        # over all puzzles mixes the two, so the blanks get their own grid and means.
+        given_NxA = torch.tensor([[ch != "0" for ch in ex.input] + [False] * (width - cells) for ex in examples])
+        blank_NxA = torch.tensor([[ch == "0" for ch in ex.input] + [False] * (width - cells) for ex in examples])
+        blank_step, _ = _mean_by_column(reveal_NxA.where(blank_NxA, NAN))
         out["grid"] = [mean_step[r * side : (r + 1) * side] for r in range(side)]
+        out["grid_blank_cells"] = [blank_step[r * side : (r + 1) * side] for r in range(side)]
+        out["given_mean_reveal_step"] = round(float(reveal_NxA[given_NxA].mean()), 5)
+        out["blank_mean_reveal_step"] = round(float(reveal_NxA[blank_NxA].mean()), 5)
     if separator:
         spans = [part_spans(text, separator) for text in texts]
         out["parts"] = _split(groups, fixed_step=_per_part(decoded_NxA, spans, "max"))
@@ -266,7 +275,8 @@ def write_plots(analysis: dict[str, Any], out: str | Path) -> list[Path]:
     written = []
 
     def save(fig, name: str) -> None:
-        fig.tight_layout()
+        if not fig.get_layout_engine():  # a colorbar over several panels brings its own
+            fig.tight_layout()
         fig.savefig(out / name, dpi=90)
         plt.close(fig)
         written.append(out / name)
@@ -302,17 +312,23 @@ def write_plots(analysis: dict[str, Any], out: str | Path) -> list[Path]:
     if order:
         label = f"{order['decoder']} ({order['nfe']} calls in all, accuracy {100 * order['accuracy']:.1f}%)"
         if "grid" in order:
-            grid = [[NAN if v is None else v for v in row] for row in order["grid"]]
-            fig, ax = plt.subplots(figsize=(5.2, 4.6))
-            image = ax.imshow(grid, cmap="viridis")
-            for r, row in enumerate(grid):
-                for c, value in enumerate(row):
-                    ax.text(c, r, f"{value:.1f}", ha="center", va="center", color="white",
-                            fontsize=7 if len(grid) > 4 else 10)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            fig.colorbar(image, ax=ax, label="mean reveal step")
-            ax.set_title(f"{title}: decoding order\n{label}", fontsize=9)
+            fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.4), layout="constrained")
+            panels = (("all cells", order["grid"]), ("blank cells only", order["grid_blank_cells"]))
+            values = [v for _, grid in panels for row in grid for v in row if v is not None]
+            for ax, (name, grid) in zip(axes, panels):
+                grid = [[NAN if v is None else v for v in row] for row in grid]
+                image = ax.imshow(grid, cmap="viridis", vmin=min(values), vmax=max(values))
+                for r, row in enumerate(grid):
+                    for c, value in enumerate(row):
+                        ax.text(c, r, f"{value:.1f}", ha="center", va="center", color="white",
+                                fontsize=7 if len(grid) > 4 else 10)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_title(name, fontsize=9)
+            fig.colorbar(image, ax=list(axes), label="mean reveal step")
+            fig.suptitle(f"{title}: decoding order, {label}\nmean reveal step: given cells "
+                         f"{order['given_mean_reveal_step']:.1f}, "
+                         f"blank cells {order['blank_mean_reveal_step']:.1f}", fontsize=9)
         else:
             fig, ax = plt.subplots(figsize=(7.0, 3.6))
             steps = order["mean_reveal_step"]

@@ -63,6 +63,8 @@ def test_mdm_analysis_shapes_mask_rates_and_decode_order(tmp_path, runs, capsys)
     assert all(1 <= s <= 6 for s in order["mean_reveal_step"])
     assert len(order["grid"]) == 4 and all(len(row) == 4 for row in order["grid"])
     assert order["grid"][1] == order["mean_reveal_step"][4:8]
+    assert len(order["grid_blank_cells"]) == 4 and all(len(row) == 4 for row in order["grid_blank_cells"])
+    assert 1 <= order["given_mean_reveal_step"] <= 6 and 1 <= order["blank_mean_reveal_step"] <= 6
     assert {p.name for p in out.glob("*.png")} == {"per_position.png", "decode_order.png"}
     assert all(valid_png(p) for p in out.glob("*.png"))
 
