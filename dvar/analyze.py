@@ -310,7 +310,11 @@ def write_plots(analysis: dict[str, Any], out: str | Path) -> list[Path]:
 
     order = analysis.get("decode_order")
     if order:
-        label = f"{order['decoder']} ({order['nfe']} calls in all, accuracy {100 * order['accuracy']:.1f}%)"
+        from dvar.report import decoder_label
+
+        t_label = f" T={order['settings']['steps']}" if "steps" in order["settings"] else ""
+        label = (f"{decoder_label(order['decoder'], order['settings'])}{t_label} "
+                 f"({order['nfe']} calls in all, accuracy {100 * order['accuracy']:.1f}%)")
         if "grid" in order:
             fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.4), layout="constrained")
             panels = (("all cells", order["grid"]), ("blank cells only", order["grid_blank_cells"]))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,21 +163,24 @@ def load_result(metrics_file: Path) -> Result:
 
 
 def _decoder_label(m: dict[str, Any]) -> str:
+    return decoder_label(m.get("decoder", "?"), m.get("decoder_settings") or {}, m.get("samples") or 1)
+
+
+def decoder_label(name: str, settings: dict[str, Any], samples: int = 1) -> str:
     """`threshold tau=0.8`: the decoder and the settings it was not run at by default
-    (steps has its own column), so two settings never share a column; `k=8` with samples."""
+    (steps is shown apart), so two settings never share a column; `k=8` with samples."""
     from dvar.decoders import decoder_class
 
-    name = m.get("decoder", "?")
     parts = [name]
     try:
         defaults = {f.name: f.default for f in dataclasses.fields(decoder_class(name))}
     except KeyError:
         defaults = {}
-    for key, value in sorted((m.get("decoder_settings") or {}).items()):
+    for key, value in sorted(settings.items()):
         if key != "steps" and defaults.get(key, object()) != value:
             parts.append(f"{key}={value}")
-    if (m.get("samples") or 1) > 1:
-        parts.append(f"k={m['samples']}")
+    if samples > 1:
+        parts.append(f"k={samples}")
     return " ".join(parts)
 
 
@@ -271,6 +275,13 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
+def _accuracy_axis(ax: plt.Axes, accuracies: list[float]) -> None:
+    """Percent from a multiple of 10 below the lowest value to 100, so that close
+    results stay apart while the axis still says where it starts."""
+    ax.set_ylim(max(0, 10 * math.floor(min(accuracies) * 10) - 10) - 1, 101)
+    ax.set_ylabel("accuracy (%)")
+
+
 def _by_test_set(results: list[Result]) -> dict[tuple[str, str], list[Result]]:
     groups: dict[tuple[str, str], list[Result]] = {}
     for r in results:
@@ -294,8 +305,7 @@ def plot_breakdowns(results: list[Result], out: Path) -> tuple[list[Path], list[
             ax.plot(xs, [100 * r.by[keys[i]]["accuracy"] for i in xs],
                     "o-" if r.objective == "ar" else "s--", label=headers[id(r)])
         ax.set_xticks(range(len(keys)), keys, rotation=30 if len(keys) > 6 else 0)
-        ax.set_ylim(-2, 102)
-        ax.set_ylabel("accuracy (%)")
+        _accuracy_axis(ax, [g["accuracy"] for r in group for g in r.by.values()])
         ax.set_title(f"{task}: {data}", fontsize=9)
         ax.legend(fontsize=8)
         written.append(_save(fig, out / f"accuracy_by_group-{task}-{_slug(data)}.png"))
@@ -321,7 +331,7 @@ def plot_nfe(results: list[Result], out: Path) -> tuple[list[Path], list[str]]:
             ax.plot([r.nfe_per_example for r in points], [100 * r.accuracy for r in points],
                     "o-" if points[0].objective == "ar" else "s--",
                     label=label + (f" ({Path(run).name})" if several_runs else ""))
-            for r in points:
+            for r in points if len(points) > 1 else []:
                 if r.steps:
                     ax.annotate(f"T={r.steps}", (r.nfe_per_example, 100 * r.accuracy), fontsize=7,
                                 textcoords="offset points", xytext=(3, 3))
@@ -329,8 +339,7 @@ def plot_nfe(results: list[Result], out: Path) -> tuple[list[Path], list[str]]:
         if max(nfes) > 10 * min(nfes):
             ax.set_xscale("log")
         ax.set_xlabel("model calls per problem (NFE)")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(-2, 102)
+        _accuracy_axis(ax, [r.accuracy for r in counted])
         ax.set_title(f"{task}: {data}", fontsize=9)
         ax.legend(fontsize=7)
         written.append(_save(fig, out / f"accuracy_vs_nfe-{task}-{_slug(data)}.png"))
@@ -384,8 +393,7 @@ def plot_sizes(results: list[Result], out: Path) -> tuple[list[Path], list[str]]
             ax.plot(xs, [100 * points[sizes[i]] for i in xs], "o-", label=label)
         ax.set_xticks(range(len(sizes)), sizes)
         ax.set_xlabel("model size")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(-2, 102)
+        _accuracy_axis(ax, [r.accuracy for r in group])
         ax.set_title(f"{task}: {data}", fontsize=9)
         ax.legend(fontsize=8)
         written.append(_save(fig, out / f"accuracy_vs_size-{task}-{_slug(data)}.png"))
