@@ -37,6 +37,7 @@ from dvar.evaluate import Run, make_decoder
 from dvar.generation import _natural
 from dvar.objectives import Batch, answer_masks, make_batch
 from dvar.objectives.mdm import mask_at_rates
+from dvar.tokenizer import CharTokenizer
 
 PART_SEPARATORS = {"path": "/", "countdown": ","}
 MASK_RATES = (0.25, 0.5, 0.75, 1.0)
@@ -152,6 +153,9 @@ def analyze(
         raise ValueError("no examples to analyze")
     if any(ex.output is None for ex in examples):
         raise ValueError("analyze needs gold outputs")
+    if not isinstance(run.tokenizer, CharTokenizer):
+        # Positions, parts and grids are read as characters of the answer text.
+        raise ValueError("analyze needs a run with dvar's character tokenizer (not model=hf:...)")
     run.model.eval()
     device = run.model.device
     tok = run.tokenizer
@@ -212,9 +216,10 @@ def decode_order(
     predict = run.objective.predictor(run.model)
 
     def decode(chunk: Sequence[Example]) -> tuple[torch.Tensor, list[str], int]:
-        trace = RevealTrace(predict)
+        trace = RevealTrace(predict, run.tokenizer.mask_id)
         prompts = [run.tokenizer.encode_prompt(ex.input) for ex in chunk]
-        result = dec(trace, prompts, seq_len=run.cutoff, generator=generator)
+        result = dec(trace, prompts, seq_len=run.cutoff, generator=generator, eos_id=run.tokenizer.eos_id,
+                     mask_id=run.tokenizer.mask_id)
         start_B = torch.tensor([len(p) for p in prompts])
         return (to_answer(trace.reveal_steps(), start_B, width),
                 [run.tokenizer.decode_answer(ids) for ids in result.answers], result.nfe)
