@@ -18,7 +18,8 @@ The two alternate in rounds (order flipped every round) so that drift in machine
 hits both alike; each round times `--steps` steps after `--warmup` untimed ones. Printed per
 setting: tokens/s (batch x sequence length per second, median over rounds), the ratio
 dvar/hf, and achieved FLOP/s against the measured matrix-multiply rate of this machine
-at the model's width (a (B*L x D) @ (D x 4D) product, the MLP's shape), where
+at the model's width (a (B*L x D) @ (D x 4D) product, the MLP's shape; measured after
+every round, median), where
 
     FLOPs per token = 6 * (N + D*V) + 12 * n_layer * L * D
 
@@ -220,7 +221,7 @@ def synchronize(device: torch.device) -> None:
 
 
 def matmul_rate(rows: int, width: int, device: torch.device, dtype: torch.dtype | None,
-                seconds: float = 1.0) -> float:
+                seconds: float = 0.5) -> float:
     """Measured FLOP/s of (rows x width) @ (width x 4*width), the MLP's product."""
     kind = dtype or torch.float32
     a = torch.randn(rows, width, device=device, dtype=kind)
@@ -268,11 +269,13 @@ def bench_one(size: str, length: int, objective: str, args: argparse.Namespace,
     impls = [cls(size, objective, tokenizer.vocab_size, length, device, dtype, args.dropout,
                  args.compile) for cls in (DvarStep, HfStep)]
     per_step: dict[str, list[float]] = {impl.name: [] for impl in impls}
+    rates = []  # the matmul ceiling, measured in every round too (the load drifts)
     for round_index in range(args.rounds):
         order = impls if round_index % 2 == 0 else impls[::-1]
         for impl in order:
             warmup = args.warmup if round_index < 2 else 0  # each warms up in its first round
             per_step[impl.name].append(time_steps(impl, batches, args.steps, warmup, device))
+        rates.append(matmul_rate(args.batch * length, SIZES[size]["n_embd"], device, dtype, 0.5))
     tokens = args.batch * length
     result: dict[str, Any] = {
         "size": size, "length": length, "objective": objective, "batch": args.batch,
@@ -287,8 +290,9 @@ def bench_one(size: str, length: int, objective: str, args: argparse.Namespace,
     ratios = [h / d for d, h in zip(per_step["dvar"], per_step["hf"])]
     result["ratio"] = statistics.median(ratios)
     result["ratio_rounds"] = [round(r, 3) for r in ratios]
-    rate = matmul_rate(tokens, SIZES[size]["n_embd"], device, dtype)
+    rate = statistics.median(rates)
     result["matmul_flops_per_s"] = rate
+    result["matmul_flops_per_s_rounds"] = [round(r / 1e9, 2) for r in rates]  # GFLOP/s
     for name in per_step:
         achieved = result[f"{name}_tokens_per_s"] * result["flops_per_token"]
         result[f"{name}_flops_per_s"] = achieved
