@@ -121,8 +121,8 @@ def test_greedy_without_cache_decodes_what_the_cached_decoder_does():
 def test_throughput_benchmark_prints_a_ratio():
     pytest.importorskip("transformers")
     bench = load("train_throughput")
-    results = bench.main(["--sizes", "micro", "--lengths", "64", "--batch", "2", "--steps", "1",
-                          "--rounds", "2", "--warmup", "0", "--data-batches", "1"])
+    results = bench.main(["--sizes", "micro", "--lengths", "64", "--objectives", "mdm", "--batch",
+                          "2", "--steps", "1", "--rounds", "2", "--warmup", "0", "--data-batches", "1"])
     (r,) = results
     assert r["dvar_tokens_per_s"] > 0 and r["hf_tokens_per_s"] > 0 and r["ratio"] > 0
     assert len(r["ratio_rounds"]) == 2 and 0 < r["dvar_of_matmul"]
