@@ -7,7 +7,7 @@
 # Needs a Python with a CUDA torch and `transformers` (pip install -e '.[bench]').
 #
 #   OUT=bench-out bash benchmarks/gpu.sh
-#   DVAR_BENCH_SMALL=1 OUT=/tmp/gpu-smoke bash benchmarks/gpu.sh   # CPU smoke test, ~5 min
+#   DVAR_BENCH_SMALL=1 OUT=/tmp/gpu-smoke bash benchmarks/gpu.sh   # CPU smoke test (8 min, 2 busy cores)
 # Optional: BENCH_COMPILE=1 adds base/164/MDM with torch.compile; TTA_SECONDS (default 150)
 # is the training-time budget of part 2 (~1 min of evaluations come on top); PYTHON picks
 # the interpreter.
