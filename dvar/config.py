@@ -46,6 +46,9 @@ class TrainConfig:
     save_every: int = 0  # checkpoint every N steps; 0: at the end only
     keep_checkpoints: int = 2
     compile: bool = False  # torch.compile the model (GPU)
+    # Stop after this many seconds of training (validation excluded), then validate and
+    # save as at max_steps; 0: no limit. max_steps still sets the schedule.
+    time_limit: float = 0.0
 
 
 @dataclass

@@ -145,7 +145,9 @@ class SelfAttention(nn.Module):
         kv_cache: KVCache | None = None,
         layer: int = 0,
         rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
+        keep: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """B x L x D, or N x D at the True entries of `keep` (bool B x L)."""
         B, L, D = x_BxLxD.shape
         q_BxLxD, k_BxLxD, v_BxLxD = self.c_attn(x_BxLxD).split(D, dim=2)
         q_BxHxLxK = q_BxLxD.view(B, L, self.n_head, D // self.n_head).transpose(1, 2)
@@ -179,6 +181,8 @@ class SelfAttention(nn.Module):
             is_causal=is_causal,
         )
         y_BxLxD = y_BxHxLxK.transpose(1, 2).contiguous().view(B, L, D)
+        if keep is not None:
+            return self.resid_dropout(self.c_proj(y_BxLxD[keep]))  # N x D
         return self.resid_dropout(self.c_proj(y_BxLxD))
 
 
@@ -209,8 +213,15 @@ class Block(nn.Module):
         kv_cache: KVCache | None = None,
         layer: int = 0,
         rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
+        keep: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x_BxLxD = x_BxLxD + self.attn(self.ln_1(x_BxLxD), kv_cache, layer, rotary)
+        """B x L x D, or N x D at the True entries of `keep` (bool B x L): every position
+        still serves as a key and value, but only the kept ones get the output projection,
+        the residual and the MLP."""
+        attended = self.attn(self.ln_1(x_BxLxD), kv_cache, layer, rotary, keep)
+        if keep is not None:
+            x_BxLxD = x_BxLxD[keep]  # N x D from here on
+        x_BxLxD = x_BxLxD + attended
         return x_BxLxD + self.mlp(self.ln_2(x_BxLxD))
 
 
@@ -290,12 +301,14 @@ class Transformer(nn.Module):
             config = self.config
             rotary = rotary_tables(positions_L, config.n_embd // config.n_head, config.rope_base)
         h_BxLxD = self.drop(h_BxLxD)
+        last = len(self.blocks) - 1
         for layer, block in enumerate(self.blocks):
-            h_BxLxD = block(h_BxLxD, kv_cache, layer, rotary)
-        h_BxLxD = self.ln_f(h_BxLxD)
-        if logits_at is not None:
-            return self.lm_head(h_BxLxD[logits_at])  # N x V
-        return self.lm_head(h_BxLxD)
+            # Positions nobody reads need keys and values in every layer, but the last
+            # layer's projection and MLP only where logits are asked for: for an MDM step
+            # (about a quarter of the positions masked) that is most of the last layer.
+            keep = logits_at if layer == last else None
+            h_BxLxD = block(h_BxLxD, kv_cache, layer, rotary, keep)
+        return self.lm_head(self.ln_f(h_BxLxD))  # B x L x V, or N x V at logits_at
 
 
 __all__ = [

@@ -140,6 +140,24 @@ def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def make_optimizer(
+    model: torch.nn.Module, lr: float, betas: tuple[float, float], weight_decay: float,
+    device: torch.device,
+) -> torch.optim.AdamW:
+    """AdamW as `train` uses it (benchmarks build the same one)."""
+    # GPT-2 practice: no weight decay on biases and LayerNorm gains. Frozen weights (a
+    # LoRA run's base) are not optimised at all.
+    trained = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trained if p.dim() >= 2]
+    no_decay = [p for p in trained if p.dim() < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr, betas=betas,
+        fused=device.type == "cuda",
+    )
+
+
 def _precision(cfg: Config, device: torch.device) -> torch.dtype | None:
     """The autocast dtype, or None for plain fp32."""
     choice = cfg.train.precision
@@ -259,17 +277,7 @@ def train(cfg: Config, *, stop_after: int | None = None) -> Path:
     dtype = _precision(cfg, device)
     torch.manual_seed(cfg.seed)  # identical initial weights in every process
     model = build_model(cfg, tokenizer, objective, dtype).to(device)
-    # GPT-2 practice: no weight decay on biases and LayerNorm gains. Frozen weights (a
-    # LoRA run's base) are not optimised at all.
-    trained = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in trained if p.dim() >= 2]
-    no_decay = [p for p in trained if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.train.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.train.lr, betas=cfg.train.betas,
-        fused=device.type == "cuda",
-    )
+    optimizer = make_optimizer(model, cfg.train.lr, cfg.train.betas, cfg.train.weight_decay, device)
     max_steps, warmup = cfg.train.max_steps, cfg.train.warmup_steps
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_lambda(s, warmup, max_steps, cfg.train.min_lr_ratio)
@@ -289,7 +297,7 @@ def train(cfg: Config, *, stop_after: int | None = None) -> Path:
         save_config(resolved, out / "config.yaml")
         describe_model(out, model, tokenizer)
         counts = model.num_parameters()
-        trained_count = sum(p.numel() for p in trained)
+        trained_count = sum(p.numel() for p in model.parameters() if p.requires_grad)
         print(f"{cfg.objective} {cfg.model}: {counts.total / 1e6:.2f}M parameters "
               f"({counts.non_embedding / 1e6:.2f}M without embeddings, "
               f"{trained_count / 1e6:.2f}M trained); {len(train_data)} train / "
@@ -305,8 +313,13 @@ def train(cfg: Config, *, stop_after: int | None = None) -> Path:
 
     bar = tqdm(total=max_steps, initial=step, desc=f"train {cfg.objective}", unit="step",
                disable=not d.main, dynamic_ncols=True)
-    window_loss, window_tokens, window_seqs, window_start = 0.0, 0.0, 0, time.perf_counter()
+    # Loss and token sums stay on the device between log lines: no sync per step.
+    window_totals = torch.zeros(2, device=device)
+    window_seqs, window_start = 0, time.perf_counter()
     steps_this_run = 0
+    # Training time of this invocation without validation: eval_log's `train_seconds`
+    # (accuracy against training time) and the clock of train.time_limit.
+    clock = _TrainClock()
     while step < max_steps:
         model.train()
         torch.manual_seed(_seed(cfg.seed, step, d.rank))  # dropout
@@ -344,24 +357,31 @@ def train(cfg: Config, *, stop_after: int | None = None) -> Path:
         steps_this_run += 1
         bar.update(1)
 
-        window_loss += float(totals[0])
-        window_tokens += float(totals[1])
+        window_totals += totals
         window_seqs += B
         if d.main and (step % cfg.train.log_every == 0 or step == max_steps):
+            window_loss, window_tokens = window_totals.tolist()
             elapsed = time.perf_counter() - window_start
             row = {
                 "step": step,
-                "loss": window_loss / max(window_tokens, 1),
+                "loss": window_loss / max(window_tokens, 1.0),
                 "tokens_per_s": window_seqs * cfg.data.cutoff / elapsed,
                 "lr": schedule.get_last_lr()[0],
                 "epoch": step * B / len(train_data),
             }
             _append(out / LOG_FILE, row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.0f}")
-            window_loss, window_tokens, window_seqs, window_start = 0.0, 0.0, 0, time.perf_counter()
+            window_totals.zero_()
+            window_seqs, window_start = 0, time.perf_counter()
 
+        limit = cfg.train.time_limit
+        if limit > 0 and _agree(d, clock.seconds(device) >= limit, device):
+            if d.main:
+                tqdm.write(f"train.time_limit={cfg.train.time_limit:g}s reached at step {step}")
+            break
         if cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < max_steps:
-            _validate(cfg, d, model, objective, tokenizer, valid_data, step, out)
+            with clock.paused(device):
+                _validate(cfg, d, model, objective, tokenizer, valid_data, step, out, clock.total)
             window_start = time.perf_counter()
         if cfg.train.save_every and step % cfg.train.save_every == 0 and step < max_steps:
             if d.main:
@@ -373,7 +393,7 @@ def train(cfg: Config, *, stop_after: int | None = None) -> Path:
             return out
     bar.close()
 
-    _validate(cfg, d, model, objective, tokenizer, valid_data, step, out)
+    _validate(cfg, d, model, objective, tokenizer, valid_data, step, out, clock.seconds(device))
     if d.main:
         save_checkpoint(out, step, model, optimizer, {"schedule": schedule.state_dict()},
                         keep=cfg.train.keep_checkpoints)
@@ -412,7 +432,38 @@ class _DataOrder:
         return out
 
 
-def _validate(cfg, d, model, objective, tokenizer, valid, step, out) -> None:
+class _TrainClock:
+    """Wall-clock seconds of training, with validation paused out (GPU work synchronised)."""
+
+    def __init__(self) -> None:
+        self.start, self.excluded = time.perf_counter(), 0.0
+        self.total = 0.0  # training seconds when the current pause began
+
+    def seconds(self, device: torch.device) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - self.start - self.excluded
+
+    @contextlib.contextmanager
+    def paused(self, device: torch.device):
+        self.total = self.seconds(device)
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.excluded += time.perf_counter() - began
+
+
+def _agree(d: Dist, flag: bool, device: torch.device) -> bool:
+    """True if any process says so (every process must leave the loop at the same step)."""
+    if d.world == 1:
+        return flag
+    value = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(value)
+    return bool(value.item() > 0)
+
+
+def _validate(cfg, d, model, objective, tokenizer, valid, step, out, train_seconds=None) -> None:
     """Validation loss (fixed masks) and verifier accuracy on a decoded subset; rank 0."""
     if d.main and len(valid):
         model.eval()
@@ -428,6 +479,8 @@ def _validate(cfg, d, model, objective, tokenizer, valid, step, out) -> None:
                 loss_sum += float(loss) * float(stats["tokens"])
                 tokens += float(stats["tokens"])
         row: dict[str, Any] = {"step": step, "val_loss": loss_sum / max(tokens, 1)}
+        if train_seconds is not None:
+            row["train_seconds"] = round(train_seconds, 3)
         message = f"step {step}: val_loss {row['val_loss']:.4f}"
         subset = valid.examples[: cfg.train.eval_size]
         if subset:

@@ -103,3 +103,18 @@ def test_two_processes_match_one(tmp_path, data):
               for run in (single, tmp_path / "two")]
     assert len(losses[0]) == 3
     torch.testing.assert_close(torch.tensor(losses[0]), torch.tensor(losses[1]), rtol=1e-5, atol=0)
+
+
+def test_time_limit_ends_training_early_and_eval_log_has_training_time(tmp_path, data):
+    out = train(config(data, tmp_path / "run", "train.max_steps=1000", "train.eval_every=2",
+                       "train.time_limit=1e-9"))
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    evals = [json.loads(line) for line in (out / "eval_log.jsonl").read_text().splitlines()]
+    # The limit is checked after each step: one step, then the final validation and save.
+    assert [row["step"] for row in log] == [1] and [row["step"] for row in evals] == [1]
+    assert evals[0]["train_seconds"] > 0 and (out / "model.safetensors").exists()
+    # No limit: evaluations every 2 steps report increasing training time.
+    out = train(config(data, tmp_path / "full", "train.max_steps=4", "train.eval_every=2"))
+    evals = [json.loads(line) for line in (out / "eval_log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in evals] == [2, 4]
+    assert 0 < evals[0]["train_seconds"] < evals[1]["train_seconds"]
