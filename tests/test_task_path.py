@@ -435,15 +435,17 @@ compact_generated = st.builds(
 )
 
 
-def test_compact_is_the_same_problem_without_commas():
+def test_compact_is_the_same_problem_one_character_per_node():
     plain = TASK.sample(random.Random(7), _options(4))
     compact = TASK.sample(random.Random(7), TASK.make_options(nodes=4, compact=True))
-    assert compact == {key: value.replace(",", "") if isinstance(value, str) else value
-                       for key, value in plain.items()}
+    assert compact["input"] == plain["input"].replace(",", "") and compact["pd"] == plain["pd"]
+    # The answer is the path's nodes: a,b/b,c/c,d -> abcd.
+    nodes = [edge.split(",")[0] for edge in plain["output"].split("/")] + [plain["output"][-1]]
+    assert compact["output"] == "".join(nodes)
     problem = TASK.parse_input(compact["input"])
     assert problem.compact and problem.edges == TASK.parse_input(plain["input"]).edges
     assert TASK.solve(problem) == compact["output"]
-    # Answered in the problem's own form: the comma form of the same path is not accepted.
+    # Answered in the problem's own form: the edge form of the same path is not accepted.
     assert not TASK.judge(problem, plain["output"])["correct"]
     assert TASK.group(problem) == f"pd={compact['pd']}"
 
@@ -455,8 +457,9 @@ def test_compact_gold_and_reversed_pass_and_every_substitution_fails(record):
     assert TASK.format_input(problem) == record["input"] and "," not in record["input"]
     gold = record["output"]
     assert TASK.judge(problem, gold)["correct"]
-    reversed_answer = "/".join(edge[::-1] for edge in reversed(gold.split("/")))
-    assert TASK.judge(problem, reversed_answer)["correct"]
+    assert TASK.judge(problem, gold[::-1])["correct"]
+    for cut in range(len(gold)):  # a node left out
+        assert not TASK.judge(problem, gold[:cut] + gold[cut + 1 :])["correct"]
     for index, original in enumerate(gold):
         for replacement in ANSWER_CHARS:
             if replacement != original:

@@ -25,12 +25,17 @@ paths PD = nodes - 1 - p, so the defaults give PD 0..5 uniformly.
 A reversed answer (edges from the goal back to the start, each written reversed, e.g.
 `1,2/2,7/7,11/11,6/6,5`) is accepted as correct, as in the reference.
 
-`compact=True` (ids below 10 only) writes each edge as its two digits without the comma,
-one character per node and one fewer token per edge; everything else is unchanged:
+`compact=True` (ids below 10 only) writes one character per node and no separator that
+carries no information: each edge is its two digits, and the answer is the path's nodes:
 
-    input:  40/34/64/21/42/07-67        output: 64/40/07
+    input:  40/34/64/21/42/07-67        output: 6407
 
-A compact problem (no comma in its edges) is answered and judged in the compact form.
+Every node of the answer but the start is then a lookup ("the successor of the node before
+it", or for a model that plans backwards "the predecessor of the node after it"), instead
+of one token in six; a small model learns that lookup much sooner. A compact problem (no
+comma in its input) is answered and judged in the compact form, with the same rules: the
+nodes, in order, must walk over graph edges from start to goal without repeating a node,
+and the path read backwards (`7046`) is accepted too.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ Edge = tuple[int, int]
 _ID = r"(?:0|[1-9][0-9]*)"
 _EDGE_RE = re.compile(rf"({_ID}),({_ID})")
 _COMPACT_EDGE_RE = re.compile(r"([0-9])([0-9])")
+_COMPACT_PATH_RE = re.compile(r"[0-9]{2,}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +66,7 @@ class PathProblem:
     edges: tuple[Edge, ...]
     start: int
     goal: int
-    compact: bool = False  # written `ab` (single-digit ids, no comma) instead of `a,b`
+    compact: bool = False  # edges written `ab` (single-digit ids), answers as node strings
 
 
 def _parse_edge(text: str, compact: bool = False) -> Edge:
@@ -80,6 +86,21 @@ def _parse_edges(text: str, compact: bool = False) -> list[Edge]:
 
 def _format_edges(edges: list[Edge] | tuple[Edge, ...], compact: bool = False) -> str:
     return "/".join(f"{a}{b}" if compact else f"{a},{b}" for a, b in edges)
+
+
+def _format_answer(path: list[int], compact: bool) -> str:
+    """A path's answer: its edges `a,b/b,c`, or compact, its nodes `abc`."""
+    if compact:
+        return "".join(str(node) for node in path)
+    return _format_edges(list(zip(path, path[1:])))
+
+
+def _parse_answer(text: str, compact: bool) -> list[Edge]:
+    if not compact:
+        return _parse_edges(text)
+    if _COMPACT_PATH_RE.fullmatch(text) is None:
+        raise ValueError(f"expected a compact path of at least two digits, got {text!r}")
+    return [(int(a), int(b)) for a, b in zip(text, text[1:])]
 
 
 def _adjacency(edges: tuple[Edge, ...] | list[Edge]) -> dict[int, list[int]]:
@@ -223,8 +244,7 @@ class PathTask(Task):
         # The branching node is gold[p] unless p is the goal itself; the earliest one counts.
         branching = [p for p in positions if p < n - 1]
         pd = n - 1 - min(branching) if branching else 0
-        gold_edges = [(gold[i], gold[i + 1]) for i in range(n - 1)]
-        output = _format_edges(gold_edges, options.compact)
+        output = _format_answer(gold, options.compact)
         return {"input": self.format_input(problem), "output": output, "pd": pd}
 
     # ------------------------------------------------------------------ format
@@ -254,12 +274,12 @@ class PathTask(Task):
         path = find_path(problem.edges, problem.start, problem.goal)
         if path is None:
             return None
-        return _format_edges(list(zip(path, path[1:])), problem.compact)
+        return _format_answer(path, problem.compact)
 
     # ------------------------------------------------------------------ judging
     def judge(self, problem: PathProblem, answer: str) -> dict[str, bool]:
         try:
-            answer_edges = _parse_edges(answer.strip(), problem.compact)
+            answer_edges = _parse_answer(answer.strip(), problem.compact)
         except ValueError:
             return {"correct": False}
         edge_set = set(problem.edges)
@@ -292,7 +312,10 @@ class PathTask(Task):
         gold_counts = sorted([2] * (n - 2) + [1, 1], reverse=True)
         gold_top = [sum(gold_counts[:k]) for k in range(1, n + 1)]
         commas = 0 if options.compact else 1  # per edge
-        longest_output = _max_weighted_sum(lengths_desc[:n], gold_top) + commas * (n - 1) + (n - 2)
+        if options.compact:  # the path's nodes, one digit each
+            longest_output = n
+        else:
+            longest_output = _max_weighted_sum(lengths_desc[:n], gold_top) + (n - 1) + (n - 2)
 
         # Input: each node is written once per incident edge, start and goal once more.
         # For a given number a of paths joining at an interior node (b = rest at an
