@@ -12,8 +12,8 @@ everything under one folder and says whether the finding showed:
     DIR/data/{train,test}.jsonl      DIR/runs/{mdm,ar}/ (run directories, SPEC §7)
     DIR/eval/{mdm,ar}/               DIR/results.md    DIR/accuracy_by_pd.png
 
-The defaults are the best CPU settings measured (README, Results): about 3 minutes of CPU
-time. Both models first have to learn the edge lookup (find a node's edge in the input,
+The defaults are the best CPU settings measured (README, Results): about 2 minutes on 2
+CPU cores. Both models first have to learn the edge lookup (find a node's edge in the input,
 copy its other end); at this budget neither has, so the demo reports "not shown" and points
 to the GPU recipes rather than claiming the finding.
 """
