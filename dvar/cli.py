@@ -9,7 +9,7 @@ import sys
 from dvar import __version__
 from dvar.data import DataError
 
-COMMANDS = ("generate", "check", "solve", "train", "eval", "report", "analyze")
+COMMANDS = ("generate", "check", "solve", "train", "eval", "report", "analyze", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -425,3 +425,57 @@ def test_reference_lengths_are_tight_for_small_sizes():
         longest = max(longest, len(record["input"]) + len(record["output"]) + 2)
         max_out = max(max_out, len(record["output"]) + 1)
     assert (longest, max_out) == (cutoff, max_new)
+
+
+# ---------------------------------------------------------------------- compact form
+compact_generated = st.builds(
+    lambda seed, nodes: TASK.sample(random.Random(seed), TASK.make_options(nodes=nodes, compact=True)),
+    st.integers(0, 2**32 - 1),
+    st.integers(2, 5),  # 2 paths of at most 5 nodes: ids 0..9
+)
+
+
+def test_compact_is_the_same_problem_one_character_per_node():
+    plain = TASK.sample(random.Random(7), _options(4))
+    compact = TASK.sample(random.Random(7), TASK.make_options(nodes=4, compact=True))
+    assert compact["input"] == plain["input"].replace(",", "") and compact["pd"] == plain["pd"]
+    # The answer is the path's nodes: a,b/b,c/c,d -> abcd.
+    nodes = [edge.split(",")[0] for edge in plain["output"].split("/")] + [plain["output"][-1]]
+    assert compact["output"] == "".join(nodes)
+    problem = TASK.parse_input(compact["input"])
+    assert problem.compact and problem.edges == TASK.parse_input(plain["input"]).edges
+    assert TASK.solve(problem) == compact["output"]
+    # Answered in the problem's own form: the edge form of the same path is not accepted.
+    assert not TASK.judge(problem, plain["output"])["correct"]
+    assert TASK.group(problem) == f"pd={compact['pd']}"
+
+
+@settings(deadline=None, max_examples=40)
+@given(compact_generated)
+def test_compact_gold_and_reversed_pass_and_every_substitution_fails(record):
+    problem = TASK.parse_input(record["input"])
+    assert TASK.format_input(problem) == record["input"] and "," not in record["input"]
+    gold = record["output"]
+    assert TASK.judge(problem, gold)["correct"]
+    assert TASK.judge(problem, gold[::-1])["correct"]
+    for cut in range(len(gold)):  # a node left out
+        assert not TASK.judge(problem, gold[:cut] + gold[cut + 1 :])["correct"]
+    for index, original in enumerate(gold):
+        for replacement in ANSWER_CHARS:
+            if replacement != original:
+                corrupted = gold[:index] + replacement + gold[index + 1 :]
+                assert not TASK.judge(problem, corrupted)["correct"], corrupted
+
+
+def test_compact_needs_single_digit_ids_and_lengths_fit():
+    with pytest.raises(ValueError, match="single-digit"):
+        TASK.prepare(TASK.make_options(nodes=6, compact=True))  # ids 0..11
+    with pytest.raises(ValueError, match="two digits"):
+        TASK.parse_input("123/34-13")
+    for nodes in (3, 4, 5):
+        options = TASK.make_options(nodes=nodes, compact=True)
+        cutoff, max_new = TASK.reference_lengths(options)
+        record = TASK.sample(random.Random(nodes), options)
+        # Single-digit ids: every problem has exactly the bound's length.
+        assert len(record["input"]) + len(record["output"]) + 2 == cutoff
+        assert len(record["output"]) + 1 == max_new

@@ -24,6 +24,18 @@ paths PD = nodes - 1 - p, so the defaults give PD 0..5 uniformly.
 
 A reversed answer (edges from the goal back to the start, each written reversed, e.g.
 `1,2/2,7/7,11/11,6/6,5`) is accepted as correct, as in the reference.
+
+`compact=True` (ids below 10 only) writes one character per node and no separator that
+carries no information: each edge is its two digits, and the answer is the path's nodes:
+
+    input:  40/34/64/21/42/07-67        output: 6407
+
+Every node of the answer but the start is then a lookup ("the successor of the node before
+it", or for a model that plans backwards "the predecessor of the node after it"), instead
+of one token in six; a small model learns that lookup much sooner. A compact problem (no
+comma in its input) is answered and judged in the compact form, with the same rules: the
+nodes, in order, must walk over graph edges from start to goal without repeating a node,
+and the path read backwards (`7046`) is accepted too.
 """
 
 from __future__ import annotations
@@ -43,6 +55,8 @@ Edge = tuple[int, int]
 # non-ASCII digits, and leading zeros would break the exact `format_input` round trip.
 _ID = r"(?:0|[1-9][0-9]*)"
 _EDGE_RE = re.compile(rf"({_ID}),({_ID})")
+_COMPACT_EDGE_RE = re.compile(r"([0-9])([0-9])")
+_COMPACT_PATH_RE = re.compile(r"[0-9]{2,}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,24 +66,41 @@ class PathProblem:
     edges: tuple[Edge, ...]
     start: int
     goal: int
+    compact: bool = False  # edges written `ab` (single-digit ids), answers as node strings
 
 
-def _parse_edge(text: str) -> Edge:
-    match = _EDGE_RE.fullmatch(text)
+def _parse_edge(text: str, compact: bool = False) -> Edge:
+    match = (_COMPACT_EDGE_RE if compact else _EDGE_RE).fullmatch(text)
     if match is None:
-        raise ValueError(f"expected an edge 'a,b' with non-negative integer ids, got {text!r}")
+        form = "two digits 'ab'" if compact else "'a,b' with non-negative integer ids"
+        raise ValueError(f"expected an edge {form}, got {text!r}")
     # int() itself may raise ValueError for absurdly long digit strings (str->int limit).
     return int(match.group(1)), int(match.group(2))
 
 
-def _parse_edges(text: str) -> list[Edge]:
+def _parse_edges(text: str, compact: bool = False) -> list[Edge]:
     if not text:
         raise ValueError("empty edge list")
-    return [_parse_edge(part) for part in text.split("/")]
+    return [_parse_edge(part, compact) for part in text.split("/")]
 
 
-def _format_edges(edges: list[Edge] | tuple[Edge, ...]) -> str:
-    return "/".join(f"{a},{b}" for a, b in edges)
+def _format_edges(edges: list[Edge] | tuple[Edge, ...], compact: bool = False) -> str:
+    return "/".join(f"{a}{b}" if compact else f"{a},{b}" for a, b in edges)
+
+
+def _format_answer(path: list[int], compact: bool) -> str:
+    """A path's answer: its edges `a,b/b,c`, or compact, its nodes `abc`."""
+    if compact:
+        return "".join(str(node) for node in path)
+    return _format_edges(list(zip(path, path[1:])))
+
+
+def _parse_answer(text: str, compact: bool) -> list[Edge]:
+    if not compact:
+        return _parse_edges(text)
+    if _COMPACT_PATH_RE.fullmatch(text) is None:
+        raise ValueError(f"expected a compact path of at least two digits, got {text!r}")
+    return [(int(a), int(b)) for a, b in zip(text, text[1:])]
 
 
 def _adjacency(edges: tuple[Edge, ...] | list[Edge]) -> dict[int, list[int]]:
@@ -162,6 +193,10 @@ class PathTask(Task):
         id_count: int = dataclasses.field(
             default=0, metadata={"help": "node ids are drawn from 0..id_count-1; 0 means nodes*paths"}
         )
+        compact: bool = dataclasses.field(
+            default=False,
+            metadata={"help": "write edges as 'ab' (one character per node, no comma); ids < 10"},
+        )
 
     # ------------------------------------------------------------------ generation
     @staticmethod
@@ -180,6 +215,11 @@ class PathTask(Task):
         if options.id_count < 0:
             raise ValueError(f"path: id_count must be >= 0, got {options.id_count}")
         needed = self._ids_needed(options)
+        if options.compact and self._pool_size(options) > 10:
+            raise ValueError(
+                f"path: compact needs single-digit ids (at most 10), but ids come from "
+                f"0..{self._pool_size(options) - 1}"
+            )
         if self._pool_size(options) < needed:
             raise ValueError(
                 f"path: {options.paths} paths of {options.nodes} nodes need {needed} distinct ids, "
@@ -200,12 +240,12 @@ class PathTask(Task):
             positions.append(position)
         edges = [(path[i], path[i + 1]) for path in all_paths for i in range(n - 1)]
         rng.shuffle(edges)
-        problem = PathProblem(tuple(edges), gold[0], gold[-1])
+        problem = PathProblem(tuple(edges), gold[0], gold[-1], options.compact)
         # The branching node is gold[p] unless p is the goal itself; the earliest one counts.
         branching = [p for p in positions if p < n - 1]
         pd = n - 1 - min(branching) if branching else 0
-        gold_edges = [(gold[i], gold[i + 1]) for i in range(n - 1)]
-        return {"input": self.format_input(problem), "output": _format_edges(gold_edges), "pd": pd}
+        output = _format_answer(gold, options.compact)
+        return {"input": self.format_input(problem), "output": output, "pd": pd}
 
     # ------------------------------------------------------------------ format
     def parse_input(self, text: str) -> PathProblem:
@@ -213,29 +253,33 @@ class PathTask(Task):
         edge_text, dash, endpoints = body.partition("-")
         if not dash:
             raise ValueError(f"missing '-start,goal' in {text[:80]!r}")
-        start, goal = _parse_edge(endpoints)
+        # The form declares itself: a compact problem has no comma anywhere.
+        compact = "," not in body
+        start, goal = _parse_edge(endpoints, compact)
         if start == goal:
             raise ValueError(f"start and goal are the same node ({start})")
-        return PathProblem(tuple(_parse_edges(edge_text)), start, goal)
+        return PathProblem(tuple(_parse_edges(edge_text, compact)), start, goal, compact)
 
     def format_input(self, problem: PathProblem) -> str:
-        return f"{_format_edges(problem.edges)}-{problem.start},{problem.goal}"
+        endpoints = _format_edges([(problem.start, problem.goal)], problem.compact)
+        return f"{_format_edges(problem.edges, problem.compact)}-{endpoints}"
 
     def canonical(self, problem: PathProblem) -> str:
         # The same graph listed in another order (or with a repeated edge) is the same problem.
-        return f"{_format_edges(sorted(set(problem.edges)))}-{problem.start},{problem.goal}"
+        endpoints = _format_edges([(problem.start, problem.goal)], problem.compact)
+        return f"{_format_edges(sorted(set(problem.edges)), problem.compact)}-{endpoints}"
 
     # ------------------------------------------------------------------ solving
     def solve(self, problem: PathProblem) -> str | None:
         path = find_path(problem.edges, problem.start, problem.goal)
         if path is None:
             return None
-        return _format_edges(list(zip(path, path[1:])))
+        return _format_answer(path, problem.compact)
 
     # ------------------------------------------------------------------ judging
     def judge(self, problem: PathProblem, answer: str) -> dict[str, bool]:
         try:
-            answer_edges = _parse_edges(answer.strip())
+            answer_edges = _parse_answer(answer.strip(), problem.compact)
         except ValueError:
             return {"correct": False}
         edge_set = set(problem.edges)
@@ -267,7 +311,11 @@ class PathTask(Task):
         # Output: interior nodes of the gold path are written twice, its endpoints once.
         gold_counts = sorted([2] * (n - 2) + [1, 1], reverse=True)
         gold_top = [sum(gold_counts[:k]) for k in range(1, n + 1)]
-        longest_output = _max_weighted_sum(lengths_desc[:n], gold_top) + (n - 1) + (n - 2)
+        commas = 0 if options.compact else 1  # per edge
+        if options.compact:  # the path's nodes, one digit each
+            longest_output = n
+        else:
+            longest_output = _max_weighted_sum(lengths_desc[:n], gold_top) + (n - 1) + (n - 2)
 
         # Input: each node is written once per incident edge, start and goal once more.
         # For a given number a of paths joining at an interior node (b = rest at an
@@ -287,5 +335,8 @@ class PathTask(Task):
             for k, count in enumerate(counts):
                 running += count
                 best_top[k] = max(best_top[k], running)
-        longest_input = _max_weighted_sum(lengths_desc, best_top) + 2 * edge_count + 1
+        # Separators: a comma per edge (and in "-start,goal") unless compact, a slash
+        # between edges, the dash.
+        separators = edge_count + (edge_count + 1) * commas
+        longest_input = _max_weighted_sum(lengths_desc, best_top) + separators
         return longest_input + longest_output + 2, longest_output + 1
