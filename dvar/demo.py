@@ -12,10 +12,13 @@ everything under one folder and says whether the finding showed:
     DIR/data/{train,test}.jsonl      DIR/runs/{mdm,ar}/ (run directories, SPEC §7)
     DIR/eval/{mdm,ar}/               DIR/results.md    DIR/accuracy_by_pd.png
 
-The defaults are the best CPU settings measured (README, Results): about 2 minutes on 2
-CPU cores. Both models first have to learn the edge lookup (find a node's edge in the input,
-copy its other end); at this budget neither has, so the demo reports "not shown" and points
-to the GPU recipes rather than claiming the finding.
+The defaults are the CPU recipe measured in the README (Results): about 4 minutes on 2
+CPU cores. Both models first have to learn the lookup "a node's successor / predecessor";
+with the graph written as adjacency tables (`table=True` of the path task) a 2-layer model
+can learn it within a few thousand steps (with an edge list it did not at CPU scale), but
+when it does depends on the seed: the finding shows for seed 0 and not yet for seeds 1
+and 2. The demo checks its own numbers and says "not shown" when it did not show,
+pointing to the GPU recipes, rather than claiming it.
 """
 
 from __future__ import annotations
@@ -51,11 +54,12 @@ class DemoSettings:
     seed: int = 0
     nodes: int = 4  # nodes per path: PD 0..nodes-1
     compact: bool = True  # one character per node, the answer as the path's nodes
+    table: bool = True  # the graph as successor/predecessor tables (lookup by position)
     train_size: int = 20000
     test_size: int = 500
     model: str = "micro"
     positions: str = "learned+rope"
-    steps: int = 4000  # optimizer steps per model
+    steps: int = 6000  # optimizer steps per model
     batch_size: int = 32
     lr: float = 3e-3
     warmup_steps: int = 100
@@ -87,7 +91,8 @@ def run_demo(settings: DemoSettings, out: str | Path, log=print) -> DemoResult:
             old.unlink()
 
     task = get_task("path")
-    options = task.make_options(nodes=settings.nodes, paths=2, compact=settings.compact)
+    options = task.make_options(nodes=settings.nodes, paths=2, compact=settings.compact,
+                                table=settings.table)
     log(f"[1/4] data: {settings.train_size} training and {settings.test_size} held-out test graphs "
         f"(2 paths of {settings.nodes} nodes, PD 0..{settings.nodes - 1})")
     train_rows = generate(task, settings.train_size, settings.seed, options)
@@ -184,9 +189,9 @@ def _verdict(shows: bool) -> str:
         return (f"Finding shown: the MDM solves >= {100 * MDM_BAR:.0f}% at every planning distance; "
                 "the AR model, the same size, is near chance (50%) from planning distance 2 on.")
     return (f"Finding NOT shown at this budget (wanted MDM >= {100 * MDM_BAR:.0f}% at every PD and "
-            f"AR < {100 * AR_BAR:.0f}% from PD 2 on). At CPU scale the models are still learning the "
-            "edge lookup (find the edge of a node, copy its other end) that planning builds on; "
-            f"the paper's result needs a GPU: {GPU_RECIPES} (README, Results).")
+            f"AR < {100 * AR_BAR:.0f}% from PD 2 on). Look at the PD 0-1 columns: below 90% there, a "
+            "model has not yet learned the successor/predecessor lookup that planning builds on "
+            f"(more --steps help); the paper-scale experiment is {GPU_RECIPES} (README, Results).")
 
 
 def _results_markdown(settings: DemoSettings, table: str, seconds: float, shows: bool) -> str:

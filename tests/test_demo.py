@@ -53,11 +53,15 @@ def test_finding_needs_mdm_everywhere_and_ar_near_chance_from_pd_2():
     assert table.splitlines()[-1] == "| all | 10 | 94.0% | 70.0% |"
 
 
+# Measured (README, Results): seed 0 shows it; on seeds 1 and 2 the MDM learns the lookup
+# late or not at all within the budget (40.0% and 88.0%). Not yet a reliable recipe.
+_NOT_YET = pytest.mark.xfail(reason="the MDM has not learned the lookup on this seed at the "
+                             "default budget (README, Results)", strict=False)
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(reason="no CPU recipe shows the finding yet (README, Results: the MDM has not "
-                   "learned the edge lookup in 4,000 steps); remove this mark once one does")
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=_NOT_YET), pytest.param(2, marks=_NOT_YET)])
 def test_demo_shows_the_finding(tmp_path, seed):
-    # The default recipe, as `dvar demo` runs it: about 3 minutes of CPU time per seed.
+    # The default recipe, as `dvar demo` runs it: about 4 minutes per seed on 2 CPU cores.
     result = run_demo(DemoSettings(seed=seed), tmp_path / "demo")
     assert shows_finding(result.accuracy), result.accuracy

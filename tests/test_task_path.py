@@ -479,3 +479,60 @@ def test_compact_needs_single_digit_ids_and_lengths_fit():
         # Single-digit ids: every problem has exactly the bound's length.
         assert len(record["input"]) + len(record["output"]) + 2 == cutoff
         assert len(record["output"]) + 1 == max_new
+
+
+# ---------------------------------------------------------------------- table form
+table_generated = st.builds(
+    lambda seed, nodes: TASK.sample(random.Random(seed), TASK.make_options(nodes=nodes, table=True)),
+    st.integers(0, 2**32 - 1),
+    st.integers(2, 5),
+)
+
+
+def test_table_is_the_same_problem_as_adjacency_tables():
+    compact = TASK.sample(random.Random(7), TASK.make_options(nodes=4, compact=True))
+    table = TASK.sample(random.Random(7), TASK.make_options(nodes=4, table=True))
+    assert table["output"] == compact["output"] and table["pd"] == compact["pd"]
+    edges = TASK.parse_input(compact["input"]).edges
+    problem = TASK.parse_input(table["input"])
+    assert problem.table == 8 and problem.compact and sorted(problem.edges) == sorted(edges)
+    succ, pred = table["input"].split("-")[0].split("/")
+    for a, b in edges:  # b is in a's successor slots and a in b's predecessor slots
+        assert str(b) in succ[2 * a : 2 * a + 2] and str(a) in pred[2 * b : 2 * b + 2]
+    assert len(succ) == len(pred) == 16 and succ.count("=") == 16 - len(edges)
+    assert TASK.solve(problem) == table["output"] and TASK.group(problem) == f"pd={table['pd']}"
+
+
+@settings(deadline=None, max_examples=40)
+@given(table_generated)
+def test_table_round_trip_gold_passes_and_substitutions_fail(record):
+    problem = TASK.parse_input(record["input"])
+    assert TASK.format_input(problem) == record["input"]
+    assert TASK.canonical(problem) == record["input"]
+    gold = record["output"]
+    assert TASK.judge(problem, gold)["correct"] and TASK.judge(problem, gold[::-1])["correct"]
+    for index, original in enumerate(gold):
+        for replacement in ANSWER_CHARS:
+            if replacement != original:
+                corrupted = gold[:index] + replacement + gold[index + 1 :]
+                assert not TASK.judge(problem, corrupted)["correct"], corrupted
+    cutoff, max_new = TASK.reference_lengths(TASK.make_options(nodes=len(gold), table=True))
+    assert len(record["input"]) + len(gold) + 2 == cutoff and len(gold) + 1 == max_new
+
+
+@pytest.mark.parametrize("text", [
+    "7===1=4=02==4===/4=2=4===36====1=-67",  # predecessor table disagrees
+    "7===1=4=02==4===/4=2=4===36===0==-67",  # slots out of canonical order
+    "7===1=4=02==4===/4=2=4===36====0-67",   # tables of different lengths
+    "9===1=4=02==4===/4=2=4===36====0=-67",  # an id outside the table
+    "7===1=4=02==4=a=/4=2=4===36====0=-67",
+])
+def test_malformed_tables_are_value_errors(text):
+    with pytest.raises(ValueError):
+        TASK.parse_input(text)
+    assert TASK.parse_input("7===1=4=02==4===/4=2=4===36====0=-67").table == 8
+
+
+def test_table_needs_two_paths_at_most():
+    with pytest.raises(ValueError, match="at most 2 paths"):
+        TASK.prepare(TASK.make_options(nodes=3, paths=3, table=True))
