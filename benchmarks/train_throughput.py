@@ -195,8 +195,8 @@ class HfStep:
         self.model = hf_model(size, vocab_size, length, objective == "ar", dropout, device)
         self.loss_fn: Callable[..., torch.Tensor] = (
             reference_ar_loss if objective == "ar" else reference_mdm_loss)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4,
-                                           fused=device.type == "cuda")
+        self.optimizer = make_optimizer(self.model, lr=1e-4, betas=(0.9, 0.999), weight_decay=0.0,
+                                        device=device)
         self.net = torch.compile(self.model) if compile else self.model
         self.device, self.dtype = device, dtype
         self.generator = torch.Generator(device=device).manual_seed(seed)
