@@ -80,9 +80,42 @@ def make_batches(length: int, batch: int, count: int, tokenizer: CharTokenizer,
     return [make_batch(encoded[i * batch : (i + 1) * batch], tokenizer, device) for i in range(count)]
 
 
+# ----------------------------------------------------------------------------- the step
+class TrainStep:
+    """One training step as `dvar.trainer.train` takes it (one process, no accumulation):
+    autocast forward and loss, backward, clip to 1.0, AdamW (dvar's `make_optimizer`, the
+    same for both stacks). Subclasses build the model and say how its loss is computed."""
+
+    name = ""
+
+    def _setup(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype | None,
+               compile: bool, seed: int) -> None:
+        self.model = model
+        self.optimizer = make_optimizer(self.model, lr=1e-4, betas=(0.9, 0.999), weight_decay=0.0,
+                                        device=device)
+        self.net = torch.compile(self.model) if compile else self.model
+        self.device, self.dtype = device, dtype
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+            loss = self.loss(batch)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
+
+
 # ----------------------------------------------------------------------------- dvar
-class DvarStep:
-    """dvar's training step, as `dvar.trainer.train` does it (one process, no accumulation)."""
+class DvarStep(TrainStep):
+    """dvar's model and objective."""
 
     name = "dvar"
 
@@ -91,25 +124,12 @@ class DvarStep:
                  compile: bool, seed: int = 0) -> None:
         self.objective = get_objective(objective)
         torch.manual_seed(seed)
-        self.model = Transformer(model_config(size, vocab_size, length, causal=self.objective.causal,
-                                              dropout=dropout)).to(device)
-        self.optimizer = make_optimizer(self.model, lr=1e-4, betas=(0.9, 0.999), weight_decay=0.0,
-                                        device=device)
-        self.net = torch.compile(self.model) if compile else self.model
-        self.device, self.dtype = device, dtype
-        self.generator = torch.Generator(device=device).manual_seed(seed)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+        model = Transformer(model_config(size, vocab_size, length, causal=self.objective.causal,
+                                         dropout=dropout)).to(device)
+        self._setup(model, device, dtype, compile, seed)
 
-    def __call__(self, batch: Batch) -> torch.Tensor:
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-            loss, stats = self.objective.loss(self.net, batch, self.generator)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        return loss.detach()
+    def loss(self, batch: Batch) -> torch.Tensor:
+        return self.objective.loss(self.net, batch, self.generator)[0]
 
 
 # ----------------------------------------------------------------------------- reference
@@ -183,7 +203,7 @@ def reference_ar_loss(model: torch.nn.Module, batch: Batch, generator: torch.Gen
     return model(x_BxL, attention_mask=torch.ones_like(x_BxL), labels=labels_BxL).loss
 
 
-class HfStep:
+class HfStep(TrainStep):
     """The reference's step: HF Trainer = forward, loss, backward, clip to 1.0, AdamW."""
 
     name = "hf"
@@ -192,26 +212,13 @@ class HfStep:
                  device: torch.device, dtype: torch.dtype | None, dropout: float,
                  compile: bool, seed: int = 0) -> None:
         torch.manual_seed(seed)
-        self.model = hf_model(size, vocab_size, length, objective == "ar", dropout, device)
+        model = hf_model(size, vocab_size, length, objective == "ar", dropout, device)
         self.loss_fn: Callable[..., torch.Tensor] = (
             reference_ar_loss if objective == "ar" else reference_mdm_loss)
-        self.optimizer = make_optimizer(self.model, lr=1e-4, betas=(0.9, 0.999), weight_decay=0.0,
-                                        device=device)
-        self.net = torch.compile(self.model) if compile else self.model
-        self.device, self.dtype = device, dtype
-        self.generator = torch.Generator(device=device).manual_seed(seed)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+        self._setup(model, device, dtype, compile, seed)
 
-    def __call__(self, batch: Batch) -> torch.Tensor:
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-            loss = self.loss_fn(self.net, batch, self.generator)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        return loss.detach()
+    def loss(self, batch: Batch) -> torch.Tensor:
+        return self.loss_fn(self.net, batch, self.generator)
 
 
 # ----------------------------------------------------------------------------- timing

@@ -182,21 +182,6 @@ def decode_samples(
     )
 
 
-def decode_texts(
-    run: Run,
-    inputs: Sequence[str],
-    names: Sequence[str],
-    decoder: str = "",
-    steps: int = 0,
-    batch_size: int = 64,
-    seed: int = 0,
-    decoder_settings: dict[str, Any] | None = None,
-) -> tuple[list[str], int]:
-    """Answer text for every input (untrusted; judge it) and the total model calls."""
-    decoded = decode_samples(run, inputs, names, decoder, steps, batch_size, seed, decoder_settings)
-    return [texts[0] for texts in decoded.samples], decoded.nfe
-
-
 @dataclass
 class Evaluation:
     rows: list[dict[str, Any]]
