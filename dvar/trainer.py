@@ -249,11 +249,12 @@ def resolve(cfg: Config) -> tuple[Config, Tokenizer, EncodedData, EncodedData]:
     return cfg, tokenizer, train, valid
 
 
-def train(cfg: Config, *, stop_after: int | None = None) -> Path:
+def train(cfg: Config, *, stop_after: int | None = None, bar_position: int = 0) -> Path:
     """Train a run described by `cfg`; returns the run directory.
 
     stop_after: end abruptly after that many steps of this invocation, without the
     final save (used by tests to simulate a killed run).
+    bar_position: the progress bar's line, for several trainings side by side (`dvar demo`).
     """
     d = _init_distributed()
     device = _device(d)
@@ -312,7 +313,7 @@ def train(cfg: Config, *, stop_after: int | None = None) -> Path:
     order = _DataOrder(len(train_data), cfg.seed)
 
     bar = tqdm(total=max_steps, initial=step, desc=f"train {cfg.objective}", unit="step",
-               disable=not d.main, dynamic_ncols=True)
+               disable=not d.main, dynamic_ncols=True, position=bar_position)
     # Loss and token sums stay on the device between log lines: no sync per step.
     window_totals = torch.zeros(2, device=device)
     window_seqs, window_start = 0, time.perf_counter()
