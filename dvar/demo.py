@@ -144,11 +144,11 @@ def run_demo(settings: DemoSettings, out: str | Path, log=print) -> DemoResult:
     shows = shows_finding(accuracy)
     log("[4/4] report")
     table = format_table(accuracy, counts)
-    (out / "results.md").write_text(_results_markdown(settings, table, seconds, shows, accuracy))
+    (out / "results.md").write_text(_results_markdown(settings, table, seconds, accuracy))
     plot_accuracy_by_pd(accuracy, out / "accuracy_by_pd.png",
                         title=f"path planning, {settings.nodes} nodes per path, seed {settings.seed}")
     log("\n" + table + "\n")
-    log(_verdict(shows, accuracy))
+    log(_verdict(accuracy))
     log(f"\nwrote {out}/ (data/, runs/mdm, runs/ar, eval/, results.md, accuracy_by_pd.png) "
         f"in {seconds:.0f} s")
     return DemoResult(out, accuracy, counts, seconds, shows)
@@ -223,8 +223,8 @@ def format_table(accuracy: dict[str, dict[str, float]], counts: dict[str, int]) 
     return "\n".join(lines)
 
 
-def _verdict(shows: bool, accuracy: dict[str, dict[str, float]]) -> str:
-    if shows:
+def _verdict(accuracy: dict[str, dict[str, float]]) -> str:
+    if shows_finding(accuracy):
         return (f"Finding shown: the MDM solves >= {100 * MDM_BAR:.0f}% at every planning distance; "
                 "the AR model, the same size, is near chance (50%) from planning distance 2 on.")
     reasons = []
@@ -243,13 +243,13 @@ def _verdict(shows: bool, accuracy: dict[str, dict[str, float]]) -> str:
             f"README (Results) has every seed measured; the paper-scale experiment is {GPU_RECIPES}.")
 
 
-def _results_markdown(settings: DemoSettings, table: str, seconds: float, shows: bool,
+def _results_markdown(settings: DemoSettings, table: str, seconds: float,
                       accuracy: dict[str, dict[str, float]]) -> str:
     recipe = ", ".join(f"{f.name}={getattr(settings, f.name)}" for f in dataclasses.fields(settings))
     return (
         "# dvar demo: path planning, MDM vs AR\n\n"
         f"Exact-path accuracy on held-out graphs, by planning distance (PD). Settings: {recipe}. "
-        f"Wall time {seconds:.0f} s.\n\n{table}\n\n{_verdict(shows, accuracy)}\n"
+        f"Wall time {seconds:.0f} s.\n\n{table}\n\n{_verdict(accuracy)}\n"
     )
 
 

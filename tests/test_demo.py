@@ -19,6 +19,8 @@ def test_demo_writes_data_runs_report_and_plot(tmp_path, capsys):
                  "--test-size", "40", "--model", "micro"]) == 0
     printed = capsys.readouterr().out
     assert str(out) in printed and "| planning distance |" in printed
+    # 20 steps teach nothing: the verdict says so, and which side fell short.
+    assert "Finding NOT shown" in printed and "the MDM is below 90% at pd=" in printed
 
     train = [json.loads(line) for line in (out / "data" / "train.jsonl").read_text().splitlines()]
     test = [json.loads(line) for line in (out / "data" / "test.jsonl").read_text().splitlines()]
