@@ -19,6 +19,15 @@ Answers made of parts (path: edges split by `/`; countdown: equations split by `
 the same per part and per breakdown key (path: planning distance): a part's loss is the
 mean over its scored characters, it is correct when they all are, and it is fixed at the
 step its last character is revealed (parts of the decoded answer there).
+
+Path, MDM: `decode_order.direction` says per planning distance whether the model wrote the
+path backwards (SPEC §9: does diffusion learn to decode from the goal?). The path's units
+that the input does not give away (compact: the interior nodes, start and goal are copies;
+edge list: every edge) are split into a start-side half and a goal-side half (the middle
+unit of an odd count belongs to neither); a half is fixed at the step its last unit is,
+and a problem counts as `backward` when the goal-side half was fixed strictly first,
+`forward` when the start-side half was, `tie` otherwise. It needs two such units (paths of
+4+ nodes in the compact form); problems with fewer are counted in `undefined`.
 """
 
 from __future__ import annotations
@@ -31,9 +40,9 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from dvar.data import Example
+from dvar.data import Example, written_answers
 from dvar.decoders import RevealTrace
-from dvar.evaluate import Run, make_decoder
+from dvar.evaluate import Run, from_order, make_decoder
 from dvar.generation import _natural
 from dvar.objectives import Batch, answer_masks, make_batch
 from dvar.objectives.mdm import mask_at_rates
@@ -159,13 +168,18 @@ def analyze(
     run.model.eval()
     device = run.model.device
     tok = run.tokenizer
+    order = run.config.data.answer_order
+    if order != "forward":  # positions and parts are those of the answer as the model writes it
+        examples = [dataclasses.replace(ex, output=text) for ex, text in zip(
+            examples, written_answers(run.task, list(examples), order, run.config.seed, source))]
     width = max(len(ex.output) for ex in examples) + 1  # answer positions, EOS included
     groups = [run.task.group(ex.problem) for ex in examples]
     separator = PART_SEPARATORS.get(run.task.name)
     gold_spans = [part_spans(ex.output, separator) for ex in examples] if separator else []
     result: dict[str, Any] = {
         "run": str(run.path or ""), "data": source, "task": run.task.name,
-        "objective": run.config.objective, "model": run.config.model, "n": len(examples),
+        "objective": run.config.objective, "answer_order": order, "model": run.config.model,
+        "n": len(examples),
         "answer_positions": width,
         "groups": {key: groups.count(key) for key in sorted(set(groups), key=_natural)},
     }
@@ -239,7 +253,9 @@ def decode_order(
     # Per position: each example's own answer positions (its gold output and EOS).
     lengths_N = torch.tensor([len(ex.output) + 1 for ex in examples])
     reveal_NxA = decoded_NxA.where(torch.arange(width)[None, :] < lengths_N[:, None], NAN)
-    verdicts = [run.task.judge(ex.problem, text)["correct"] for ex, text in zip(examples, texts)]
+    order = run.config.data.answer_order
+    verdicts = [run.task.judge(ex.problem, from_order(run.task, ex.problem, text, order))["correct"]
+                for ex, text in zip(examples, texts)]
     mean_step, count = _mean_by_column(reveal_NxA)
     out: dict[str, Any] = {
         "decoder": name, "settings": dataclasses.asdict(dec), "nfe": calls,
@@ -260,6 +276,39 @@ def decode_order(
     if separator:
         spans = [part_spans(text, separator) for text in texts]
         out["parts"] = _split(groups, fixed_step=_per_part(decoded_NxA, spans, "max"))
+    if run.task.name == "path" and order == "forward":
+        out["direction"] = decode_direction(
+            [ex.problem for ex in examples], texts, decoded_NxA, groups)
+    return out
+
+
+def decode_direction(
+    problems: Sequence[Any], texts: Sequence[str], reveal_NxA: torch.Tensor, groups: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Per breakdown key (and `all`): shares of problems whose decoded path was fixed goal
+    side first (`backward`), start side first (`forward`) or at once (`tie`); see the module
+    docstring. Shares are over the problems where the direction is defined."""
+    labels: list[str | None] = []
+    for i, (problem, text) in enumerate(zip(problems, texts)):
+        if problem.compact:
+            spans = [(k, k + 1) for k in range(1, len(text) - 1)]  # interior nodes
+        else:
+            spans = part_spans(text, "/")
+        fixed = [float(reveal_NxA[i, a:b].max()) if reveal_NxA[i, a:b].numel() else NAN for a, b in spans]
+        half = len(fixed) // 2
+        if half == 0 or any(math.isnan(step) for step in fixed):
+            labels.append(None)
+            continue
+        start_side, goal_side = max(fixed[:half]), max(fixed[len(fixed) - half :])
+        labels.append("backward" if goal_side < start_side else "forward" if start_side < goal_side else "tie")
+    out: dict[str, dict[str, Any]] = {}
+    for key in [*sorted(set(groups), key=_natural), "all"]:
+        chosen = [label for label, group in zip(labels, groups) if key in ("all", group)]
+        defined = [label for label in chosen if label is not None]
+        entry: dict[str, Any] = {"n": len(chosen), "undefined": len(chosen) - len(defined)}
+        for name in ("backward", "forward", "tie"):
+            entry[name] = round(defined.count(name) / len(defined), 5) if defined else None
+        out[key] = entry
     return out
 
 
@@ -358,4 +407,20 @@ def write_plots(analysis: dict[str, Any], out: str | Path) -> list[Path]:
             ax.set_title(f"{title}: when each part was fixed, {order['decoder']}", fontsize=9)
             ax.legend(fontsize=8)
             save(fig, "decode_order_parts.png")
+        direction = {key: entry for key, entry in order.get("direction", {}).items()
+                     if entry["backward"] is not None}
+        if direction:
+            fig, ax = plt.subplots(figsize=(6.4, 3.8))
+            keys = list(direction)
+            bottom = [0.0] * len(keys)
+            for name, color in (("backward", "tab:green"), ("tie", "tab:grey"), ("forward", "tab:red")):
+                share = [100 * direction[k][name] for k in keys]
+                ax.bar(keys, share, bottom=bottom, color=color, label=f"{name} (goal side fixed "
+                       f"{ {'backward': 'first', 'tie': 'together', 'forward': 'last'}[name] })")
+                bottom = [b + v for b, v in zip(bottom, share)]
+            ax.set_ylabel("problems (%)")
+            ax.set_ylim(0, 100)
+            ax.set_title(f"{title}: does it decode the path from the goal? ({order['decoder']})", fontsize=9)
+            ax.legend(fontsize=7, loc="lower right")
+            save(fig, "decode_direction.png")
     return written

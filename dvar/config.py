@@ -25,6 +25,10 @@ class DataConfig:
     valid_size: int = 448  # the reference holds 448 examples out of training
     cutoff: int = 0  # sequence length in tokens; 0: the longest example of train/valid
     max_new_tokens: int = 0  # AR decoding budget; 0: the longest answer + EOS
+    # The order the answer is written in (SPEC §9): forward (the task's own format) |
+    # reverse | solver | random; each task lists the ones it has. Answers are mapped back
+    # to the task's format before judging.
+    answer_order: str = "forward"
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,20 @@ def read_examples(path: str | os.PathLike, task: Task, need_output: bool = False
     if not examples:
         raise DataError(path, None, "no examples")
     return examples
+
+
+def written_answers(task: Task, examples: list[Example], order: str, seed: int, source: str) -> list[str]:
+    """Each gold output written in `order` (SPEC §9); `random` draws one order per example
+    from (seed, line), so the orders depend on the seed only. A gold that the task cannot
+    write in that order is an error naming its file and line."""
+    answers = []
+    for ex in examples:
+        try:
+            answers.append(task.to_order(ex.problem, ex.output, order,
+                                         random.Random(f"answer-order:{seed}:{ex.line}")))
+        except ValueError as err:
+            raise DataError(source, ex.line, f"cannot write the gold answer in {order} order: {err}") from None
+    return answers
 
 
 def read_predictions(path: str | os.PathLike) -> list[str]:

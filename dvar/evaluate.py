@@ -182,6 +182,15 @@ def decode_samples(
     )
 
 
+def from_order(task: Task, problem: Any, text: str, order: str) -> str:
+    """`text` written in `order` mapped back to the task's own format; an answer that does
+    not parse in that order maps to "" (judged wrong, never an exception)."""
+    try:
+        return task.from_order(problem, text, order)
+    except ValueError:
+        return ""
+
+
 @dataclass
 class Evaluation:
     rows: list[dict[str, Any]]
@@ -203,7 +212,9 @@ def evaluate(
 
     With `samples` = K > 1 each problem is decoded K times (`decode_samples`); a row's
     `predict` is the best-of-K choice (the first sample the verifier accepts, else the
-    first sample), so `correct`/`accuracy` are best-of-K, and the row lists all K answers
+    first sample), mapped back to the task's own format when the run writes its answers
+    in another order (`data.answer_order`, SPEC §9; then `raw` is the model's own text and
+    an answer that does not parse in that order is "", a wrong answer), so `correct`/`accuracy` are best-of-K, and the row lists all K answers
     (`samples`) and their verdicts (`samples_correct`). metrics.json adds, overall and per
     group, `pass_at_1` (mean accuracy of single draws), `pass_at_k` (any of the K
     correct), `best_of_k` and `majority_at_k` (the most frequent answer text judged, ties
@@ -217,26 +228,36 @@ def evaluate(
     )
     seconds = time.perf_counter() - start
     problems = [ex.problem for ex in examples]
+    order = run.config.data.answer_order
+    # The model wrote its answers in the run's order; the verifier judges them in the
+    # task's own format. `raw` keeps what the model wrote.
+    raw_samples = decoded.samples
+    mapped_samples = [[from_order(run.task, problem, text, order) for text in texts]
+                      for problem, texts in zip(problems, raw_samples)]
     flat = judge_all(
         run.task, [p for p in problems for _ in range(samples)],
-        [a for texts in decoded.samples for a in texts],
+        [a for texts in mapped_samples for a in texts],
     )
     sample_verdicts = [flat[i * samples : (i + 1) * samples] for i in range(len(examples))]
     chosen = [best_of_k(verdicts) for verdicts in sample_verdicts]
-    answers = [texts[c] for texts, c in zip(decoded.samples, chosen)]
+    answers = [texts[c] for texts, c in zip(mapped_samples, chosen)]
     verdicts = [vs[c] for vs, c in zip(sample_verdicts, chosen)]
     groups = [run.task.group(p) for p in problems]
     rows = []
-    for ex, answer, verdict, group, texts, vs in zip(
-        examples, answers, verdicts, groups, decoded.samples, sample_verdicts
+    for ex, answer, verdict, group, texts, raws, c, vs in zip(
+        examples, answers, verdicts, groups, mapped_samples, raw_samples, chosen, sample_verdicts
     ):
         row = {"input": ex.input, "output": ex.output, "predict": answer,
                "correct": verdict["correct"], "group": group}
+        if order != "forward":
+            row["raw"] = raws[c]
         if samples > 1:
             row.update(samples=texts, samples_correct=[v["correct"] for v in vs])
+            if order != "forward":
+                row["raw_samples"] = raws
         rows.append(row)
     metrics = summarize(groups, verdicts)
-    by_samples = summarize_samples(groups, decoded.samples, sample_verdicts)
+    by_samples = summarize_samples(groups, mapped_samples, sample_verdicts)
     for key, stats in by_samples.pop("by").items():
         metrics["by"][key].update(stats)
     metrics.update(by_samples)
@@ -245,6 +266,7 @@ def evaluate(
         task=run.task.name,
         data=source,
         objective=run.config.objective,
+        answer_order=order,
         model=run.config.model,
         decoder=decoded.decoder,
         decoder_settings=decoded.settings,

@@ -47,11 +47,18 @@ class Result:
     by: dict[str, dict[str, Any]]
     run: str  # run directory ("" for a lone eval directory)
     path: str  # the metrics.json file
+    answer_order: str = "forward"  # SPEC §9; named in the column when not forward
+
+    @property
+    def model_label(self) -> str:
+        """`tiny ar`, or with another answer order `tiny ar reverse`."""
+        order = "" if self.answer_order == "forward" else f" {self.answer_order}"
+        return f"{self.model} {self.objective}{order}"
 
     @property
     def column(self) -> str:
         steps = f" T={self.steps}" if self.steps else ""
-        return f"{self.model} {self.objective} {self.decoder}{steps}"
+        return f"{self.model_label} {self.decoder}{steps}"
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,7 @@ def load_result(metrics_file: Path) -> Result:
         by=m.get("by", {}),
         run=str(run) if run is not None else "",
         path=str(metrics_file),
+        answer_order=m.get("answer_order") or (config.get("data") or {}).get("answer_order") or "forward",
     )
 
 
@@ -238,8 +246,8 @@ def markdown(table: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-CSV_FIELDS = ("task", "test_set", "model", "objective", "decoder", "steps", "accuracy", "n", "correct",
-              "nfe_per_example", "examples_per_s", "run", "source")
+CSV_FIELDS = ("task", "test_set", "model", "objective", "answer_order", "decoder", "steps", "accuracy", "n",
+              "correct", "nfe_per_example", "examples_per_s", "run", "source")
 
 
 def csv_rows(results: list[Result]) -> list[dict[str, Any]]:
@@ -249,13 +257,15 @@ def csv_rows(results: list[Result]) -> list[dict[str, Any]]:
 
     rows = [
         {"task": r.task, "test_set": r.data, "model": r.model, "objective": r.objective,
-         "decoder": r.decoder, "steps": blank_if_none(r.steps), "accuracy": r.accuracy, "n": r.n,
+         "answer_order": r.answer_order, "decoder": r.decoder, "steps": blank_if_none(r.steps),
+         "accuracy": r.accuracy, "n": r.n,
          "correct": r.correct, "nfe_per_example": blank_if_none(r.nfe_per_example),
          "examples_per_s": blank_if_none(r.examples_per_s), "run": r.run, "source": "ours"}
         for r in sorted(results, key=lambda r: (r.task, r.data, r.column, r.run))
     ]
     rows += [
-        {"task": p.task, "test_set": p.subset, "model": p.model, "objective": p.objective, "decoder": "",
+        {"task": p.task, "test_set": p.subset, "model": p.model, "objective": p.objective,
+         "answer_order": "", "decoder": "",
          "steps": "", "accuracy": p.accuracy, "n": "", "correct": "", "nfe_per_example": "",
          "examples_per_s": "", "run": "", "source": f"published: {p.source}"}
         for p in PUBLISHED
@@ -323,7 +333,7 @@ def plot_nfe(results: list[Result], out: Path) -> tuple[list[Path], list[str]]:
             continue
         lines: dict[tuple[str, str], list[Result]] = {}
         for r in counted:
-            lines.setdefault((r.run or r.path, f"{r.model} {r.objective} {r.decoder}"), []).append(r)
+            lines.setdefault((r.run or r.path, f"{r.model_label} {r.decoder}"), []).append(r)
         several_runs = len({run for run, _ in lines}) > len({label for _, label in lines})
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
         for (run, label), points in sorted(lines.items(), key=lambda kv: kv[0][1]):

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from dvar.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint, save_weights
 from dvar.config import Config, ConfigError, save_config
-from dvar.data import Example, read_examples
+from dvar.data import Example, read_examples, written_answers
 from dvar.evaluate import Run, build_objective, evaluate
 from dvar.hf import RUN_SUBDIR, HFBackbone, HFTokenizer, build_backbone, hf_path
 from dvar.model import SIZES, Transformer, model_config
@@ -70,12 +70,16 @@ class EncodedData:
 Tokenizer = CharTokenizer | HFTokenizer
 
 
-def encode(examples: list[Example], tokenizer: Tokenizer, cutoff: int, source: str) -> EncodedData:
+def encode(examples: list[Example], tokenizer: Tokenizer, cutoff: int, source: str,
+           answers: list[str] | None = None) -> EncodedData:
+    """Token ids of `input SEP answer EOS` per example; `answers` (default: the gold
+    outputs) is what the model is trained to write, e.g. the gold in another order."""
+    answers = [ex.output for ex in examples] if answers is None else answers
     rows = [
-        tokenizer.encode_example(ex.input, ex.output, cutoff, name=f"{source}:{ex.line}")
-        for ex in examples
+        tokenizer.encode_example(ex.input, answer, cutoff, name=f"{source}:{ex.line}")
+        for ex, answer in zip(examples, answers)
     ]
-    spans = [tokenizer.answer_span(ex.input, ex.output) for ex in examples]
+    spans = [tokenizer.answer_span(ex.input, answer) for ex, answer in zip(examples, answers)]
     return EncodedData(
         examples, torch.tensor(rows, dtype=torch.long),
         torch.tensor([start for start, _ in spans]), torch.tensor([end for _, end in spans]),
@@ -224,6 +228,7 @@ def resolve(cfg: Config) -> tuple[Config, Tokenizer, EncodedData, EncodedData]:
     if cfg.train.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise ConfigError(f"train.precision must be auto, fp32, bf16 or fp16, got {cfg.train.precision!r}")
     task = get_task(cfg.task)
+    task.check_order(cfg.data.answer_order)
     train_examples = read_examples(cfg.data.train, task, need_output=True)
     if cfg.data.valid:
         valid_examples = read_examples(cfg.data.valid, task, need_output=True)
@@ -231,17 +236,20 @@ def resolve(cfg: Config) -> tuple[Config, Tokenizer, EncodedData, EncodedData]:
     else:
         train_examples, valid_examples = _split_valid(cfg, train_examples)
         valid_source = cfg.data.train
-    everything = train_examples + valid_examples
+    order = cfg.data.answer_order
+    train_answers = written_answers(task, train_examples, order, cfg.seed, cfg.data.train)
+    valid_answers = written_answers(task, valid_examples, order, cfg.seed, valid_source)
     tokenizer = build_tokenizer(cfg)
-    spans = [tokenizer.answer_span(ex.input, ex.output) for ex in everything]
+    spans = [tokenizer.answer_span(ex.input, answer)
+             for ex, answer in zip(train_examples + valid_examples, train_answers + valid_answers)]
     if cfg.data.cutoff == 0:
         cfg.data.cutoff = max(end for _, end in spans)
     if cfg.data.max_new_tokens == 0:
         cfg.data.max_new_tokens = max(end - start for start, end in spans)
     if cfg.diffusion.shift is None:  # the causal-LM convention for pretrained causal LMs
         cfg.diffusion.shift = hf_path(cfg.model) is not None
-    train = encode(train_examples, tokenizer, cfg.data.cutoff, cfg.data.train)
-    valid = encode(valid_examples, tokenizer, cfg.data.cutoff, valid_source)
+    train = encode(train_examples, tokenizer, cfg.data.cutoff, cfg.data.train, train_answers)
+    valid = encode(valid_examples, tokenizer, cfg.data.cutoff, valid_source, valid_answers)
     if cfg.train.max_steps == 0:
         cfg.train.max_steps = max(1, math.ceil(cfg.train.epochs * len(train) / cfg.train.batch_size))
     if cfg.train.warmup_steps < 0:

@@ -79,5 +79,9 @@ def run(args: argparse.Namespace) -> int:
         order = analysis["decode_order"]
         print(f"  decode order ({order['decoder']}, {order['nfe']} calls): "
               f"accuracy {100 * order['accuracy']:.1f}%")
+        shares = {key: e for key, e in order.get("direction", {}).items() if e["backward"] is not None}
+        if shares:
+            print("  decoded the path goal side first (backward) in: " + ", ".join(
+                f"{key} {100 * e['backward']:.0f}%" for key, e in shares.items()))
     print(f"wrote {out}/analysis.json" + "".join(f", {p.name}" for p in plots))
     return 0

@@ -26,6 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
         epilog="examples:\n  dvar demo\n  dvar demo --out demo-seed1 --seed 1\n"
         "  dvar demo --steps 100 --train-size 2000   # a quick look at the pipeline (no finding)\n"
+        "  dvar demo --controls   # + AR writing the path goal-first (answer-order control)\n"
         "  dvar demo --nodes 4 --id-count 8 --steps 12000   # PD 0-3: harder, not yet reliable",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -44,7 +45,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--test-size", type=int, default=defaults.test_size,
                         help=f"held-out test graphs (default: {defaults.test_size})")
     parser.add_argument("--model", default=defaults.model,
-                        help=f"model size of both models (default: {defaults.model})")
+                        help=f"model size of every model (default: {defaults.model})")
+    parser.add_argument("--controls", action="store_true",
+                        help="also train AR on the path written from the goal back to the start "
+                        "(data.answer_order=reverse), a third model: is the MDM's win about "
+                        "diffusion or about the order it may write in? (~4 min on 2 cores)")
     parser.set_defaults(run=run)
 
 
@@ -53,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = dataclasses.replace(
         DemoSettings(), seed=args.seed, nodes=args.nodes, id_count=args.id_count, steps=args.steps,
-        train_size=args.train_size, test_size=args.test_size, model=args.model,
+        train_size=args.train_size, test_size=args.test_size, model=args.model, controls=args.controls,
     )
     result = run_demo(settings, args.out)
     return 0 if result is not None else 1

@@ -5,7 +5,11 @@ A task owns everything about its problems and nothing about models:
 - a seeded generator (`sample`, driven by `dvar.tasks.generate`),
 - a classical solver (`solve`),
 - a verifier that judges any answer text by the problem's rules (`judge`),
-- a breakdown key computed from the input alone (`group`).
+- a breakdown key computed from the input alone (`group`),
+- the orders its answer can be written in (`answer_orders`, `to_order`, `from_order`;
+  SPEC §9): `forward` is the task's own format, the others serialise the same answer's
+  units (path nodes or edges, Sudoku cells, Countdown equations, SAT literals) in
+  another order, and map back to the task's format before the verifier judges them.
 
 Generator knobs are a dataclass (`Task.Options`); each field becomes a `dvar generate`
 flag (`--field-name`), with the paper's settings as defaults. Field metadata may carry
@@ -23,6 +27,11 @@ import dataclasses
 import random
 from typing import Any, ClassVar
 
+# SPEC §9. forward: the task's own format; reverse: its units last to first; solver: each
+# unit (with its position) in the order the task's classical solver fixes it; random: each
+# unit with its position in a seeded random order per example (any-order AR).
+ANSWER_ORDERS = ("forward", "reverse", "solver", "random")
+
 
 class Task(abc.ABC):
     """One problem family. Instances are stateless; create them with `get_task(name)`."""
@@ -31,6 +40,9 @@ class Task(abc.ABC):
     summary: ClassVar[str]
     # One real example, as it appears in a data file (docs and tests use it).
     example: ClassVar[dict[str, str]]
+
+    # The answer orders this task can write (SPEC §9); `forward` always comes first.
+    answer_orders: ClassVar[tuple[str, ...]] = ("forward", "reverse")
 
     @dataclasses.dataclass(frozen=True)
     class Options:
@@ -90,6 +102,44 @@ class Task(abc.ABC):
     def group(self, problem: Any) -> str:
         """Breakdown key of a problem, from its input alone (e.g. `"pd=3"`)."""
 
+    # ------------------------------------------------------------------ answer orders
+    def check_order(self, order: str) -> None:
+        """ValueError naming the task and its orders unless it can write `order`."""
+        if order not in self.answer_orders:
+            known = "" if order in ANSWER_ORDERS else f" (orders: {', '.join(ANSWER_ORDERS)})"
+            raise ValueError(f"task {self.name} has no answer order {order!r}{known}; "
+                             f"{self.name} has: {', '.join(self.answer_orders)}")
+
+    def to_order(self, problem: Any, answer: str, order: str, rng: random.Random | None = None) -> str:
+        """The answer `answer` (the task's own format) written in `order`.
+
+        `random` draws its order from `rng` (required: seed it per example). ValueError
+        if `answer` is not a well-formed answer to `problem` or the order is unknown.
+        """
+        self.check_order(order)
+        if order == "forward":
+            return answer
+        if order == "random" and rng is None:
+            raise ValueError("the random answer order needs a seeded rng")
+        return self._write_order(problem, answer, order, rng)
+
+    def from_order(self, problem: Any, text: str, order: str) -> str:
+        """Untrusted `text` written in `order` mapped back to the task's own format.
+
+        ValueError if it does not parse as an answer in that order (a wrong answer to the
+        caller, never a crash); the verifier then judges what comes back.
+        """
+        self.check_order(order)
+        if order == "forward":
+            return text
+        return self._read_order(problem, text, order)
+
+    def _write_order(self, problem: Any, answer: str, order: str, rng: random.Random | None) -> str:
+        raise NotImplementedError(f"{self.name}: {order} order")
+
+    def _read_order(self, problem: Any, text: str, order: str) -> str:
+        raise NotImplementedError(f"{self.name}: {order} order")
+
     def reference_lengths(self, options: Any) -> tuple[int, int]:
         """The reference's (cutoff_len, AR max_new_tokens) for data made with `options`."""
         raise NotImplementedError(f"{self.name}: no reference lengths")
@@ -127,6 +177,15 @@ class Task(abc.ABC):
         if unknown:
             raise ValueError(f"{cls.name}: unknown option(s) {unknown}; known: {sorted(known)}")
         return cls.Options(**overrides)
+
+
+def reverse_units(text: str, separator: str, flip=None) -> str:
+    """`text`'s units (split by `separator`; characters if it is empty) last to first,
+    each passed through `flip` if given. Its own inverse when `flip` is."""
+    units = text.split(separator) if separator else list(text)
+    if flip is not None:
+        units = [flip(unit) for unit in units]
+    return separator.join(reversed(units))
 
 
 def _scalar_type(default: Any):

@@ -34,6 +34,9 @@ Judging reports two accuracies: `correct` (this module's strict rule: each equat
 taken from the values still available; exactly n-1 equations; ends at the target) and
 `reference` (the reference system's looser rule, mirrored from its checker, see
 `reference_judge`: only each equation's arithmetic and the final value are checked).
+
+Answer orders (SPEC §9): `reverse` writes the equations last to first
+(`114-18=96,31-13=18,86+28=114`: the target's equation first), mapped back before judging.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from collections import Counter
 from typing import Any, ClassVar
 
 from dvar.tasks import register
-from dvar.tasks.base import Task
+from dvar.tasks.base import Task, reverse_units
 
 SPLITS = ("train", "ood", "all")
 
@@ -633,6 +636,13 @@ class CountdownTask(Task):
             "correct": strict_judge(problem, answer),
             "reference": reference_judge(problem.target, answer),
         }
+
+    # ------------------------------------------------------------------ answer orders
+    def _write_order(self, problem: CountdownProblem, answer: str, order: str, rng: Any) -> str:
+        return reverse_units(answer, ",")  # reverse, the only order besides forward
+
+    def _read_order(self, problem: CountdownProblem, text: str, order: str) -> str:
+        return reverse_units(text.strip(), ",")
 
     def group(self, problem: CountdownProblem) -> str:
         held = heldout_targets(self.make_options(numbers=len(problem.numbers)))

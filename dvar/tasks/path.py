@@ -25,6 +25,11 @@ paths PD = nodes - 1 - p, so the defaults give PD 0..5 uniformly.
 A reversed answer (edges from the goal back to the start, each written reversed, e.g.
 `1,2/2,7/7,11/11,6/6,5`) is accepted as correct, as in the reference.
 
+Answer orders (SPEC §9): `reverse` writes exactly that reversed answer (compact: the nodes
+from the goal to the start, `6407` -> `7046`), so an AR model trained on it meets the
+branch last, when the goal side has already fixed it; it is mapped back to the
+start-first answer before judging.
+
 `compact=True` (ids below 10 only) writes one character per node and no separator that
 carries no information: each edge is its two digits, and the answer is the path's nodes:
 
@@ -60,7 +65,7 @@ from collections import deque
 from typing import Any, ClassVar
 
 from dvar.tasks import register
-from dvar.tasks.base import Task
+from dvar.tasks.base import Task, reverse_units
 
 Edge = tuple[int, int]
 
@@ -96,6 +101,14 @@ def _parse_edges(text: str, compact: bool = False) -> list[Edge]:
     if not text:
         raise ValueError("empty edge list")
     return [_parse_edge(part, compact) for part in text.split("/")]
+
+
+def _flip_edge(text: str) -> str:
+    """`a,b` -> `b,a`; ValueError unless `text` is two comma-separated parts."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise ValueError(f"expected an edge 'a,b', got {text!r}")
+    return f"{parts[1]},{parts[0]}"
 
 
 def _format_edges(edges: list[Edge] | tuple[Edge, ...], compact: bool = False) -> str:
@@ -359,6 +372,21 @@ class PathTask(Task):
         undone = [(b, a) for a, b in reversed(answer_edges)]
         correct = _is_path(problem, answer_edges, edge_set) or _is_path(problem, undone, edge_set)
         return {"correct": correct}
+
+    # ------------------------------------------------------------------ answer orders
+    def _write_order(self, problem: PathProblem, answer: str, order: str, rng: Any) -> str:
+        return self._reverse(problem, answer)  # the only order besides forward
+
+    def _read_order(self, problem: PathProblem, text: str, order: str) -> str:
+        return self._reverse(problem, text.strip())
+
+    @staticmethod
+    def _reverse(problem: PathProblem, text: str) -> str:
+        """Goal-first <-> start-first: nodes reversed (compact), or edges reversed and each
+        written backwards (`5,6/6,11` <-> `11,6/6,5`)."""
+        if problem.compact:
+            return reverse_units(text, "")
+        return reverse_units(text, "/", flip=_flip_edge)
 
     def group(self, problem: PathProblem) -> str:
         try:

@@ -33,6 +33,13 @@ reference's "roughly 40-50 clauses". Uniqueness needs about 25/40/56 random clau
 
 Any satisfying assignment is judged correct, not only the planted one (for generated
 instances they coincide). The solver is DPLL (unit propagation, then branching).
+
+Answer orders (SPEC §9). A literal names its own variable, so every order writes the same
+n literals, only in another sequence: `reverse` x_n..x1 (`f,4,3,c,b`); `solver` in the
+order DPLL fixes the variables (its trail: unit propagations and branch decisions on the
+way to the model it finds, then any variable it never needed); `random` a seeded random
+permutation per example. All map back to x1..xn before judging; a variable missing or
+written twice does not parse (a wrong answer).
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ import random
 from typing import Any, ClassVar
 
 from dvar.tasks import register
-from dvar.tasks.base import Task, parse_range
+from dvar.tasks.base import Task, parse_range, reverse_units
 
 MIN_VARS, MAX_VARS = 3, 9
 # Clause counts drawn when `--clauses` is not given; the top of each range is the most
@@ -175,6 +182,16 @@ def _dpll(clauses: list[Clause], chosen: list[int]) -> list[int] | None:
             if found is not None:
                 return found
     return None
+
+
+def dpll_order(num_vars: int, clauses: tuple[Clause, ...] | list[Clause]) -> list[int] | None:
+    """Variables 1..n in the order DPLL fixes them on its way to a model (its trail), then
+    those it never needed in index order; None if the formula is unsatisfiable."""
+    true_literals = _dpll([tuple(clause) for clause in clauses], [])
+    if true_literals is None:
+        return None
+    trail = list(dict.fromkeys(abs(literal) for literal in true_literals))
+    return trail + [k for k in range(1, num_vars + 1) if k not in set(trail)]
 
 
 def dpll(num_vars: int, clauses: tuple[Clause, ...] | list[Clause]) -> list[bool] | None:
@@ -317,6 +334,41 @@ class SatTask(Task):
     def solve(self, problem: SatProblem) -> str | None:
         values = dpll(problem.num_vars, problem.clauses)
         return None if values is None else format_assignment(values)
+
+    # ------------------------------------------------------------------ answer orders
+    answer_orders: ClassVar[tuple[str, ...]] = ("forward", "reverse", "solver", "random")
+
+    def _write_order(self, problem: SatProblem, answer: str, order: str, rng: Any) -> str:
+        literals = self._literals(problem, answer)  # by variable, x1..xn
+        if order == "reverse":
+            return reverse_units(answer, ",")
+        if order == "solver":
+            variables = dpll_order(problem.num_vars, problem.clauses)
+            if variables is None:
+                raise ValueError("sat: the formula is unsatisfiable; no solver order")
+        else:  # random
+            variables = list(range(1, problem.num_vars + 1))
+            rng.shuffle(variables)
+        return ",".join(literal_char(literals[k]) for k in variables)
+
+    def _read_order(self, problem: SatProblem, text: str, order: str) -> str:
+        if order == "reverse":
+            return reverse_units(text.strip(), ",")
+        literals = self._literals(problem, text)
+        return ",".join(literal_char(literals[k]) for k in range(1, problem.num_vars + 1))
+
+    @staticmethod
+    def _literals(problem: SatProblem, text: str) -> dict[int, int]:
+        """Variable -> literal of an answer listing each of x1..xn once, in any order."""
+        literals: dict[int, int] = {}
+        for char in text.strip().split(","):
+            literal = _parse_literal(char)
+            if abs(literal) > problem.num_vars or abs(literal) in literals:
+                raise ValueError(f"sat: literal {char!r} is out of range or its variable repeats")
+            literals[abs(literal)] = literal
+        if len(literals) != problem.num_vars:
+            raise ValueError(f"sat: {len(literals)} of {problem.num_vars} variables assigned")
+        return literals
 
     # ------------------------------------------------------------------ judging
     def judge(self, problem: SatProblem, answer: str) -> dict[str, bool]:

@@ -23,6 +23,15 @@ Generation (`dvar generate sudoku`):
 The verifier (`judge`) checks the rules, never a stored solution: a complete grid of
 the right length whose rows, columns and boxes are permutations of 1..N and which
 agrees with every given.
+
+Answer orders (SPEC §9): `reverse` writes the grid's cells last to first (the 81 digits
+reversed). `solver` and `random` write only the blank cells, each as three digits
+`rcv` (row and column counted from 1, then the value: `159` = row 1, column 5 is 9), no
+separator: `solver` in the order this module's solver fixes them (naked and hidden
+singles to a fixpoint, then MRV search; the trail of the branch that succeeds), `random`
+in a seeded random order per example (any-order AR). All map back to the grid, givens
+filled in from the puzzle; a cell written twice, a given overwritten or a blank left out
+does not parse (a wrong answer).
 """
 
 from __future__ import annotations
@@ -89,12 +98,15 @@ def _geometry_for(cells: int) -> _Geometry:
 
 
 # ---------------------------------------------------------------------- propagation
-def _propagate(geo: _Geometry, cand: list[int], queue: list[int], goal: int = -1) -> bool:
+def _propagate(
+    geo: _Geometry, cand: list[int], queue: list[int], goal: int = -1, fixed: list[int] | None = None
+) -> bool:
     """Naked + hidden singles to a fixpoint, in place. False on a contradiction.
 
     `queue` holds cells whose (single) candidate has not yet been removed from their peers.
     With a `goal` cell, stop (True) as soon as that cell is fixed: clue removal only needs
-    to know whether the removed cell can be deduced again.
+    to know whether the removed cell can be deduced again. `fixed`, if given, gets each
+    cell appended when propagation fixes it (the solver order of `solver_order`).
     """
     peers, units, full = geo.peers, geo.units, geo.full
     while True:
@@ -112,6 +124,8 @@ def _propagate(geo: _Geometry, cand: list[int], queue: list[int], goal: int = -1
                         if peer == goal:
                             return True
                         queue.append(peer)
+                        if fixed is not None:
+                            fixed.append(peer)
         # Hidden singles: digits with exactly one possible cell in a unit. `once` collects
         # digits seen at least once, `twice` those seen at least twice.
         for unit in units:
@@ -134,6 +148,8 @@ def _propagate(geo: _Geometry, cand: list[int], queue: list[int], goal: int = -1
                         if cell == goal:
                             return True
                         queue.append(cell)
+                        if fixed is not None:
+                            fixed.append(cell)
         if not queue:
             return True
 
@@ -198,6 +214,35 @@ def solve_grid(grid: Sequence[int]) -> tuple[int, ...] | None:
     """One solution of `grid` by propagation + MRV search, or None if it has none."""
     found = _solutions(grid, 1)
     return tuple(_DIGIT_OF_BIT[m] for m in found[0]) if found else None
+
+
+def solver_order(grid: Sequence[int]) -> list[int] | None:
+    """The blank cells in the order the solver fixes them: singles to a fixpoint, then MRV
+    search, each guess followed by its propagation; the trail of the first branch that
+    reaches a solution (failed branches leave no trace). None if there is no solution."""
+    geo = _geometry_for(len(grid))
+    cand, queue = _initial(geo, grid)
+    order: list[int] = []
+    if not _propagate(geo, cand, queue, fixed=order):
+        return None
+    return _search_order(geo, cand, order)
+
+
+def _search_order(geo: _Geometry, cand: list[int], order: list[int]) -> list[int] | None:
+    best = _most_constrained(cand)
+    if best < 0:
+        return order
+    mask = cand[best]
+    while mask:
+        bit = mask & -mask
+        mask ^= bit
+        child, child_order = cand[:], [*order, best]
+        child[best] = bit
+        if _propagate(geo, child, [best], fixed=child_order):
+            found = _search_order(geo, child, child_order)
+            if found is not None:
+                return found
+    return None
 
 
 def singles_solvable(grid: Sequence[int]) -> bool:
@@ -515,6 +560,44 @@ class SudokuTask(Task):
 
     def group(self, problem: SudokuPuzzle) -> str:
         return f"givens={problem.givens}"
+
+    # ------------------------------------------------------------------ answer orders
+    answer_orders = ("forward", "reverse", "solver", "random")
+
+    def _write_order(self, problem: SudokuPuzzle, answer: str, order: str, rng: Any) -> str:
+        if not _is_solution(problem, answer):
+            raise ValueError("sudoku: the answer is not a solution of the puzzle")
+        if order == "reverse":
+            return answer.strip()[::-1]
+        if order == "solver":
+            cells = solver_order(problem.grid)
+            if cells is None:
+                raise ValueError("sudoku: the puzzle has no solution; no solver order")
+        else:  # random
+            cells = [cell for cell, value in enumerate(problem.grid) if not value]
+            rng.shuffle(cells)
+        size = problem.size
+        return "".join(f"{cell // size + 1}{cell % size + 1}{answer[cell]}" for cell in cells)
+
+    def _read_order(self, problem: SudokuPuzzle, text: str, order: str) -> str:
+        text = text.strip()
+        if order == "reverse":
+            return text[::-1]
+        size = problem.size
+        if len(text) % 3 or not text.isascii() or not text.isdigit():
+            raise ValueError("sudoku: expected cells as three digits 'rcv' each")
+        grid = list(problem.grid)
+        for index in range(0, len(text), 3):
+            row, col, value = (int(ch) for ch in text[index : index + 3])
+            if not (1 <= row <= size and 1 <= col <= size and 1 <= value <= size):
+                raise ValueError(f"sudoku: cell {text[index : index + 3]!r} is out of range")
+            cell = (row - 1) * size + col - 1
+            if grid[cell]:
+                raise ValueError(f"sudoku: cell {text[index : index + 3]!r} is a given or written twice")
+            grid[cell] = value
+        if not all(grid):
+            raise ValueError("sudoku: some blank cells were not written")
+        return "".join(map(str, grid))
 
     def reference_lengths(self, options: Any) -> tuple[int, int]:
         # One token per cell: input SEP output EOS, and output EOS for AR decoding.
