@@ -20,7 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "group; with --samples K > 1 also samples, samples_correct) and metrics.json (n,\n"
             "correct, accuracy, by, nfe, nfe_per_example, examples_per_s, seconds; pass_at_1,\n"
             "pass_at_k, best_of_k, majority_at_k) to --out\n"
-            "(default RUN_DIR/eval/DATA-DECODER[-T][-KEYVALUE...][-kK]/). Decoders: "
+            "(default RUN_DIR/eval/DATA-DECODER[-T][-KEYVALUE...][-kK]/). A run trained with\n"
+            "data.answer_order other than forward is judged on its answers mapped back to the\n"
+            "task's own format (predict); raw is what the model wrote. Decoders: "
             + ", ".join(f"{n} ({'AR' if n in decoder_names('ar') else 'MDM'})" for n in decoder_names())
         ),
         epilog="examples:\n  dvar eval runs/sudoku-mdm --data data/paper/sudoku/test.jsonl\n"
