@@ -55,6 +55,7 @@ import torch
 import torch.nn as nn
 
 from dvar.model import ParameterCount
+from dvar.optional import MissingDependency, require
 from dvar.tokenizer import SequenceTooLong
 
 PREFIX = "hf:"
@@ -89,9 +90,15 @@ class HFTokenizer:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, mask: bool) -> HFTokenizer:
-        from transformers import AutoTokenizer
-
-        return cls(AutoTokenizer.from_pretrained(_local(path), local_files_only=True), mask)
+        transformers = _transformers(path)
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(_local(path), local_files_only=True)
+        except ImportError as error:  # e.g. a SentencePiece tokenizer without sentencepiece
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise MissingDependency(f"model={PREFIX}{path}: its tokenizer cannot be loaded: "
+                                    f"{first_line} (pip install 'dvar[hf]' installs sentencepiece "
+                                    "and protobuf)") from None
+        return cls(tokenizer, mask)
 
     def save(self, directory: str | Path) -> None:
         self.tokenizer.save_pretrained(str(directory))
@@ -188,9 +195,7 @@ class HFBackbone(nn.Module):
 
     def new_cache(self) -> _HFCache:
         """An empty KV cache for `forward(..., kv_cache=, start_pos=)` (the AR decoders)."""
-        from transformers import DynamicCache
-
-        return _HFCache(DynamicCache())
+        return _HFCache(_transformers(self.config.path).DynamicCache())
 
     def forward(
         self,
@@ -264,10 +269,27 @@ class _HFCache:
         return int(self.cache.get_seq_length())
 
 
-def _load_pretrained(path: str | Path, dtype: torch.dtype) -> nn.Module:
-    from transformers import AutoModelForCausalLM
+def _transformers(path: str | Path) -> Any:
+    """The transformers module, or a one-line MissingDependency naming `model=hf:PATH`."""
+    return require("transformers", f"model={PREFIX}{path}")
 
-    return AutoModelForCausalLM.from_pretrained(_local(path), dtype=dtype, local_files_only=True)
+
+def _peft(lora: Any) -> Any:
+    return require("peft", f"lora.r={lora.r}")
+
+
+def check_dependencies(path: str, lora: Any) -> None:
+    """Fail early (before any data is read) if `model=hf:PATH` lacks transformers, or
+    LoRA lacks peft."""
+    _transformers(path)
+    if lora.r > 0:
+        _peft(lora)
+
+
+def _load_pretrained(path: str | Path, dtype: torch.dtype) -> nn.Module:
+    transformers = _transformers(path)
+    return transformers.AutoModelForCausalLM.from_pretrained(
+        _local(path), dtype=dtype, local_files_only=True)
 
 
 def _local(path: str | Path) -> str:
@@ -309,12 +331,11 @@ def build_backbone(
         raise ValueError(f"data.cutoff={cutoff} exceeds the {limit} positions of {path}")
     _fit_vocabulary(lm, tokenizer)
     if lora.r > 0:
-        from peft import LoraConfig, get_peft_model
-
+        peft = _peft(lora)
         targets = [t.strip() for t in lora.target_modules.split(",") if t.strip()]
         if targets == ["all-linear"]:  # peft's keyword, given as a plain string
             targets = "all-linear"
-        lm = get_peft_model(lm, LoraConfig(
+        lm = peft.get_peft_model(lm, peft.LoraConfig(
             r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
             target_modules=targets or None,  # None: peft's default for the architecture
             trainable_token_indices=[tokenizer.mask_id] if tokenizer.added_mask else None,
@@ -326,14 +347,13 @@ def build_backbone(
 def load_backbone(run_dir: str | Path, path: str, causal: bool, lora: Any,
                   device: str | torch.device = "cpu") -> tuple[HFTokenizer, HFBackbone]:
     """Tokenizer and model of a finished run (its `hf/` directory), in eval mode."""
+    check_dependencies(path, lora)
     saved = Path(run_dir) / RUN_SUBDIR
     tokenizer = HFTokenizer.from_pretrained(saved, mask=not causal)
     if lora.r > 0:
-        from peft import PeftModel
-
         base = _load_pretrained(path, torch.float32)
         _fit_vocabulary(base, tokenizer)
-        lm = PeftModel.from_pretrained(base, str(saved))
+        lm = _peft(lora).PeftModel.from_pretrained(base, str(saved))
     else:
         lm = _load_pretrained(saved, torch.float32)
     model = HFBackbone(lm, BackboneInfo(path, causal, lora.r > 0)).to(device)
@@ -341,5 +361,5 @@ def load_backbone(run_dir: str | Path, path: str, causal: bool, lora: Any,
     return tokenizer, model
 
 
-__all__ = ["HFTokenizer", "HFBackbone", "build_backbone", "load_backbone", "hf_path", "PREFIX",
-           "RUN_SUBDIR"]
+__all__ = ["HFTokenizer", "HFBackbone", "build_backbone", "load_backbone", "check_dependencies",
+           "hf_path", "PREFIX", "RUN_SUBDIR"]

@@ -12,6 +12,8 @@ def _keys(node: dict, prefix: str = "") -> list[str]:
     for name, value in node.items():
         if isinstance(value, dict):
             keys += _keys(value, f"{prefix}{name}.")
+        elif isinstance(value, list):  # as typed on the command line: key=[a,b]
+            keys.append(f"{prefix}{name}=[{','.join(str(item) for item in value)}]")
         else:
             keys.append(f"{prefix}{name}={value}")
     return keys
