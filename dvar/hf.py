@@ -87,6 +87,10 @@ class HFTokenizer:
         bos = tokenizer.bos_token_id
         self.prefix = [int(bos)] if bos is not None and bos != self.eos_id else []
         self.vocab_size = len(tokenizer)
+        # Ids that no task text may encode to: a character the tokenizer cannot spell
+        # (a SentencePiece model without byte fallback gives <unk>), or a special token.
+        self._not_text = {int(t) for t in (tokenizer.unk_token_id, self.eos_id, self.pad_id,
+                                           self.mask_id, *self.prefix) if t is not None}
 
     @classmethod
     def from_pretrained(cls, path: str | Path, mask: bool) -> HFTokenizer:
@@ -111,9 +115,19 @@ class HFTokenizer:
         return self.prefix + self.encode(input) + [self.sep_id]
 
     def encode_example(self, input: str, output: str, cutoff: int, name: str = "") -> list[int]:
-        """`[BOS] input SEP output EOS PAD...`, exactly `cutoff` ids."""
+        """`[BOS] input SEP output EOS PAD...`, exactly `cutoff` ids.
+
+        A text that encodes to the unknown token (or a special one) is an error naming the
+        example: the model would learn <unk>, and its answers could never decode right."""
         prompt = self.encode_prompt(input)
         answer = self.encode(output)
+        for part, text, ids in (("input", input, prompt[len(self.prefix):-1]), ("output", output, answer)):
+            bad = sorted(self._not_text.intersection(ids))
+            if bad:
+                raise ValueError(
+                    f"{name or 'example'}: the tokenizer cannot spell the {part} {text[:60]!r}: it "
+                    f"gives {', '.join(self.tokenizer.convert_ids_to_tokens(bad))} (a character "
+                    "outside its vocabulary, and no byte fallback?)")
         ids = prompt + answer + [self.eos_id]
         if len(ids) > cutoff:
             raise SequenceTooLong(
@@ -139,8 +153,16 @@ class HFTokenizer:
                 break
             if 0 <= token < self.vocab_size:
                 kept.append(token)
-        text = self.tokenizer.decode(kept, skip_special_tokens=True,
-                                     clean_up_tokenization_spaces=False)
+        sentencepiece = getattr(self.tokenizer, "sp_model", None)
+        if sentencepiece is not None:
+            # A SentencePiece-backed tokenizer (transformers' "slow" LLaMA one): transformers 5
+            # joins its pieces as plain text, so a byte-fallback piece stays "<0x63>" instead
+            # of "c"; SentencePiece decodes the pieces itself (bytes, "▁" as spaces).
+            pieces = self.tokenizer.convert_ids_to_tokens(kept, skip_special_tokens=True)
+            text = sentencepiece.decode(pieces)
+        else:
+            text = self.tokenizer.decode(kept, skip_special_tokens=True,
+                                         clean_up_tokenization_spaces=False)
         # Texts are encoded on their own, and a SentencePiece tokenizer (LLaMA's) marks the
         # start of one as a word boundary, which may decode to a leading space.
         return text.strip()

@@ -103,3 +103,20 @@ def test_require_names_a_package_that_is_there_but_broken(tmp_path, monkeypatch)
     assert str(error.value) == ("some.setting=1 needs dvar_broken_pkg, which cannot be imported (No "
                                 "module named 'dvar_no_such_module'): pip install dvar_broken_pkg")
     assert require("json", "x").dumps([1]) == "[1]"
+
+
+def test_a_tokenizer_that_needs_a_missing_package(tmp_path, monkeypatch):
+    transformers = pytest.importorskip("transformers")
+    from dvar.hf import HFTokenizer
+
+    def needs_sentencepiece(*args, **kwargs):  # what transformers raises, two lines
+        raise ImportError("LlamaTokenizer requires the SentencePiece library but it was not found "
+                          "in your environment.\nCheck out the instructions on the installation page.")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", needs_sentencepiece)
+    with pytest.raises(MissingDependency) as error:
+        HFTokenizer.from_pretrained(tmp_path, mask=False)
+    assert str(error.value) == (
+        f"model=hf:{tmp_path}: its tokenizer cannot be loaded: LlamaTokenizer requires the "
+        "SentencePiece library but it was not found in your environment. (pip install 'dvar[hf]' "
+        "installs sentencepiece and protobuf)")
