@@ -4,7 +4,8 @@ download):
 - `llama-sp`: a SentencePiece BPE model trained with the `sentencepiece` package the way
   LLaMA's was (leading "▁" on every text, digits split, byte fallback), read through
   transformers' SentencePiece backend (the "slow" tokenizer: `LlamaTokenizer` before
-  transformers 5, `SentencePieceBackend` from 5 on);
+  transformers 5, `SentencePieceBackend` from 5 on; dvar's AutoTokenizer reads such a
+  directory as the fast tokenizer under transformers 4, as this backend under 5);
 - `llama-fast`: the same model converted to transformers' fast LLaMA tokenizer
   (`tokenizer.json`, as LLaMA checkpoints ship it);
 - `gpt2-bpe`: a byte-level BPE trained with `tokenizers` and read as a GPT-2 tokenizer
@@ -154,7 +155,8 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def backbones(tmp_path_factory) -> dict[str, Path]:
-    """Tokenizer name -> a pretrained directory (model + tokenizer)."""
+    """Tokenizer name -> a pretrained directory (model + tokenizer). What dvar reads from
+    it is what AutoTokenizer picks; `exact_tokenizer` reads the very class built here."""
     root = tmp_path_factory.mktemp("subword")
     sp_model = sentencepiece_model(root)
     built = {}
@@ -168,7 +170,17 @@ def backbones(tmp_path_factory) -> dict[str, Path]:
         else:
             tokenizer, arch = build_gpt2_bpe(directory), "gpt2"
         built[name] = save_model(directory / "model", tokenizer, arch)
+        BUILT_CLASS[name] = type(tokenizer)
     return built
+
+
+BUILT_CLASS: dict[str, type] = {}  # tokenizer name -> its transformers class (`backbones`)
+
+
+def exact_tokenizer(backbones: dict[str, Path], name: str, mask: bool) -> HFTokenizer:
+    """The tokenizer `name` as built, not as AutoTokenizer chooses: transformers 4 reads a
+    directory holding only a SentencePiece LLaMA tokenizer as the converted fast one."""
+    return HFTokenizer(BUILT_CLASS[name].from_pretrained(str(backbones[name])), mask=mask)
 
 
 def pieces(tokenizer: HFTokenizer, ids: list[int]) -> list[str]:
@@ -176,10 +188,12 @@ def pieces(tokenizer: HFTokenizer, ids: list[int]) -> list[str]:
 
 
 def test_the_tokenizers_are_what_they_claim(backbones):
-    llama_sp = HFTokenizer.from_pretrained(backbones["llama-sp"], mask=False)
-    llama_fast = HFTokenizer.from_pretrained(backbones["llama-fast"], mask=False)
-    gpt2 = HFTokenizer.from_pretrained(backbones["gpt2-bpe"], mask=False)
+    llama_sp, llama_fast, gpt2 = (exact_tokenizer(backbones, name, mask=False) for name in TOKENIZERS)
     assert not llama_sp.tokenizer.is_fast and llama_fast.tokenizer.is_fast and gpt2.tokenizer.is_fast
+    # What dvar itself reads from the SentencePiece directory: the SentencePiece backend from
+    # transformers 5 on (the class saved there); transformers 4 converts it to the fast one.
+    loaded = HFTokenizer.from_pretrained(backbones["llama-sp"], mask=False).tokenizer
+    assert loaded.is_fast != TRANSFORMERS_5
     for llama in (llama_sp, llama_fast):
         # "▁" starts every text, digits are split, SAT letters fall back to bytes.
         assert pieces(llama, llama.encode("86,28")) == ["▁", "8", "6", ",", "2", "8"]
@@ -198,7 +212,7 @@ def test_the_tokenizers_are_what_they_claim(backbones):
 def test_gold_answers_round_trip_and_are_judged_correct(backbones, name, task_name):
     task = get_task(task_name)
     for mask in (False, True):  # AR and MDM (an added MASK token) use the same layout
-        tokenizer = HFTokenizer.from_pretrained(backbones[name], mask=mask)
+        tokenizer = exact_tokenizer(backbones, name, mask=mask)
         for options in ROUND_TRIP[task_name]:
             for row in task_rows(task_name, options, 15, seed=1):
                 source, gold = row["input"], row["output"]
