@@ -8,6 +8,7 @@ import sys
 
 from dvar import __version__
 from dvar.data import DataError
+from dvar.optional import MissingDependency
 
 COMMANDS = ("generate", "check", "solve", "train", "eval", "report", "analyze", "demo")
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (DataError, ValueError, KeyError, FileNotFoundError) as err:
+    except (DataError, ValueError, KeyError, FileNotFoundError, MissingDependency) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"dvar {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -53,6 +53,9 @@ class TrainConfig:
     # Stop after this many seconds of training (validation excluded), then validate and
     # save as at max_steps; 0: no limit. max_steps still sets the schedule.
     time_limit: float = 0.0
+    # Experiment tracking (dvar/tracking.py): none | tensorboard | wandb, or a list such as
+    # [tensorboard, wandb]; a single name is a one-item list.
+    report_to: list[str] = field(default_factory=lambda: ["none"])
 
 
 @dataclass
@@ -192,6 +195,10 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
             return float(value)
         if hint is str:
             return "" if value is None else str(value)
+        if origin is list:
+            (item,) = typing.get_args(hint)
+            values = value if isinstance(value, (list, tuple)) else [value]
+            return [_coerce(v, item, key, source) for v in values]
         if origin is tuple:
             items = typing.get_args(hint)
             if not isinstance(value, (list, tuple)) or len(value) != len(items):

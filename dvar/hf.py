@@ -55,6 +55,7 @@ import torch
 import torch.nn as nn
 
 from dvar.model import ParameterCount
+from dvar.optional import MissingDependency, require
 from dvar.tokenizer import SequenceTooLong
 
 PREFIX = "hf:"
@@ -86,12 +87,22 @@ class HFTokenizer:
         bos = tokenizer.bos_token_id
         self.prefix = [int(bos)] if bos is not None and bos != self.eos_id else []
         self.vocab_size = len(tokenizer)
+        # Ids that no task text may encode to: a character the tokenizer cannot spell
+        # (a SentencePiece model without byte fallback gives <unk>), or a special token.
+        self._not_text = {int(t) for t in (tokenizer.unk_token_id, self.eos_id, self.pad_id,
+                                           self.mask_id, *self.prefix) if t is not None}
 
     @classmethod
     def from_pretrained(cls, path: str | Path, mask: bool) -> HFTokenizer:
-        from transformers import AutoTokenizer
-
-        return cls(AutoTokenizer.from_pretrained(_local(path), local_files_only=True), mask)
+        transformers = _transformers(path)
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(_local(path), local_files_only=True)
+        except ImportError as error:  # e.g. a SentencePiece tokenizer without sentencepiece
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise MissingDependency(f"model={PREFIX}{path}: its tokenizer cannot be loaded: "
+                                    f"{first_line} (pip install 'dvar[hf]' installs sentencepiece "
+                                    "and protobuf)") from None
+        return cls(tokenizer, mask)
 
     def save(self, directory: str | Path) -> None:
         self.tokenizer.save_pretrained(str(directory))
@@ -104,9 +115,19 @@ class HFTokenizer:
         return self.prefix + self.encode(input) + [self.sep_id]
 
     def encode_example(self, input: str, output: str, cutoff: int, name: str = "") -> list[int]:
-        """`[BOS] input SEP output EOS PAD...`, exactly `cutoff` ids."""
+        """`[BOS] input SEP output EOS PAD...`, exactly `cutoff` ids.
+
+        A text that encodes to the unknown token (or a special one) is an error naming the
+        example: the model would learn <unk>, and its answers could never decode right."""
         prompt = self.encode_prompt(input)
         answer = self.encode(output)
+        for part, text, ids in (("input", input, prompt[len(self.prefix):-1]), ("output", output, answer)):
+            bad = sorted(self._not_text.intersection(ids))
+            if bad:
+                raise ValueError(
+                    f"{name or 'example'}: the tokenizer cannot spell the {part} {text[:60]!r}: it "
+                    f"gives {', '.join(self.tokenizer.convert_ids_to_tokens(bad))} (a character "
+                    "outside its vocabulary, and no byte fallback?)")
         ids = prompt + answer + [self.eos_id]
         if len(ids) > cutoff:
             raise SequenceTooLong(
@@ -132,8 +153,16 @@ class HFTokenizer:
                 break
             if 0 <= token < self.vocab_size:
                 kept.append(token)
-        text = self.tokenizer.decode(kept, skip_special_tokens=True,
-                                     clean_up_tokenization_spaces=False)
+        sentencepiece = getattr(self.tokenizer, "sp_model", None)
+        if sentencepiece is not None:
+            # A SentencePiece-backed tokenizer (transformers' "slow" LLaMA one): transformers 5
+            # joins its pieces as plain text, so a byte-fallback piece stays "<0x63>" instead
+            # of "c"; SentencePiece decodes the pieces itself (bytes, "▁" as spaces).
+            pieces = self.tokenizer.convert_ids_to_tokens(kept, skip_special_tokens=True)
+            text = sentencepiece.decode(pieces)
+        else:
+            text = self.tokenizer.decode(kept, skip_special_tokens=True,
+                                         clean_up_tokenization_spaces=False)
         # Texts are encoded on their own, and a SentencePiece tokenizer (LLaMA's) marks the
         # start of one as a word boundary, which may decode to a leading space.
         return text.strip()
@@ -188,9 +217,7 @@ class HFBackbone(nn.Module):
 
     def new_cache(self) -> _HFCache:
         """An empty KV cache for `forward(..., kv_cache=, start_pos=)` (the AR decoders)."""
-        from transformers import DynamicCache
-
-        return _HFCache(DynamicCache())
+        return _HFCache(_transformers(self.config.path).DynamicCache())
 
     def forward(
         self,
@@ -264,10 +291,27 @@ class _HFCache:
         return int(self.cache.get_seq_length())
 
 
-def _load_pretrained(path: str | Path, dtype: torch.dtype) -> nn.Module:
-    from transformers import AutoModelForCausalLM
+def _transformers(path: str | Path) -> Any:
+    """The transformers module, or a one-line MissingDependency naming `model=hf:PATH`."""
+    return require("transformers", f"model={PREFIX}{path}")
 
-    return AutoModelForCausalLM.from_pretrained(_local(path), dtype=dtype, local_files_only=True)
+
+def _peft(lora: Any) -> Any:
+    return require("peft", f"lora.r={lora.r}")
+
+
+def check_dependencies(path: str, lora: Any) -> None:
+    """Fail early (before any data is read) if `model=hf:PATH` lacks transformers, or
+    LoRA lacks peft."""
+    _transformers(path)
+    if lora.r > 0:
+        _peft(lora)
+
+
+def _load_pretrained(path: str | Path, dtype: torch.dtype) -> nn.Module:
+    transformers = _transformers(path)
+    return transformers.AutoModelForCausalLM.from_pretrained(
+        _local(path), dtype=dtype, local_files_only=True)
 
 
 def _local(path: str | Path) -> str:
@@ -309,12 +353,11 @@ def build_backbone(
         raise ValueError(f"data.cutoff={cutoff} exceeds the {limit} positions of {path}")
     _fit_vocabulary(lm, tokenizer)
     if lora.r > 0:
-        from peft import LoraConfig, get_peft_model
-
+        peft = _peft(lora)
         targets = [t.strip() for t in lora.target_modules.split(",") if t.strip()]
         if targets == ["all-linear"]:  # peft's keyword, given as a plain string
             targets = "all-linear"
-        lm = get_peft_model(lm, LoraConfig(
+        lm = peft.get_peft_model(lm, peft.LoraConfig(
             r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
             target_modules=targets or None,  # None: peft's default for the architecture
             trainable_token_indices=[tokenizer.mask_id] if tokenizer.added_mask else None,
@@ -326,14 +369,13 @@ def build_backbone(
 def load_backbone(run_dir: str | Path, path: str, causal: bool, lora: Any,
                   device: str | torch.device = "cpu") -> tuple[HFTokenizer, HFBackbone]:
     """Tokenizer and model of a finished run (its `hf/` directory), in eval mode."""
+    check_dependencies(path, lora)
     saved = Path(run_dir) / RUN_SUBDIR
     tokenizer = HFTokenizer.from_pretrained(saved, mask=not causal)
     if lora.r > 0:
-        from peft import PeftModel
-
         base = _load_pretrained(path, torch.float32)
         _fit_vocabulary(base, tokenizer)
-        lm = PeftModel.from_pretrained(base, str(saved))
+        lm = _peft(lora).PeftModel.from_pretrained(base, str(saved))
     else:
         lm = _load_pretrained(saved, torch.float32)
     model = HFBackbone(lm, BackboneInfo(path, causal, lora.r > 0)).to(device)
@@ -341,5 +383,5 @@ def load_backbone(run_dir: str | Path, path: str, causal: bool, lora: Any,
     return tokenizer, model
 
 
-__all__ = ["HFTokenizer", "HFBackbone", "build_backbone", "load_backbone", "hf_path", "PREFIX",
-           "RUN_SUBDIR"]
+__all__ = ["HFTokenizer", "HFBackbone", "build_backbone", "load_backbone", "check_dependencies",
+           "hf_path", "PREFIX", "RUN_SUBDIR"]

@@ -33,14 +33,15 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from dvar.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint, save_weights
-from dvar.config import Config, ConfigError, save_config
+from dvar.config import Config, ConfigError, save_config, to_dict
 from dvar.data import Example, read_examples, written_answers
 from dvar.evaluate import Run, build_objective, evaluate
-from dvar.hf import RUN_SUBDIR, HFBackbone, HFTokenizer, build_backbone, hf_path
+from dvar.hf import RUN_SUBDIR, HFBackbone, HFTokenizer, build_backbone, check_dependencies, hf_path
 from dvar.model import SIZES, Transformer, model_config
 from dvar.objectives import Objective
 from dvar.tasks import get_task
 from dvar.tokenizer import DEFAULT_CHARS, CharTokenizer
+from dvar.tracking import Tracker, check_report_to, open_tracker
 
 LOG_FILE = "train_log.jsonl"
 EVAL_LOG_FILE = "eval_log.jsonl"
@@ -227,6 +228,10 @@ def resolve(cfg: Config) -> tuple[Config, Tokenizer, EncodedData, EncodedData]:
         raise ConfigError("set data.train=... (a JSONL file)")
     if cfg.train.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise ConfigError(f"train.precision must be auto, fp32, bf16 or fp16, got {cfg.train.precision!r}")
+    # Optional packages the settings need: a one-line error now, not after reading the data.
+    check_report_to(cfg.train.report_to)
+    if hf_path(cfg.model):
+        check_dependencies(hf_path(cfg.model), cfg.lora)
     task = get_task(cfg.task)
     task.check_order(cfg.data.answer_order)
     train_examples = read_examples(cfg.data.train, task, need_output=True)
@@ -292,7 +297,8 @@ def train(cfg: Config, *, stop_after: int | None = None, bar_position: int = 0) 
         optimizer, lambda s: lr_lambda(s, warmup, max_steps, cfg.train.min_lr_ratio)
     )
     step = 0
-    if cfg.resume and checkpoints:
+    resumed = cfg.resume and bool(checkpoints)
+    if resumed:
         state, _ = load_checkpoint(checkpoints[-1], model, optimizer)
         schedule.load_state_dict(state["schedule"])
         step = state["step"]
@@ -301,8 +307,10 @@ def train(cfg: Config, *, stop_after: int | None = None, bar_position: int = 0) 
             _truncate_logs(out, step)
     elif d.main:
         out.mkdir(parents=True, exist_ok=True)
+    resolved = dataclasses.replace(cfg, resume=False)
+    tracker = open_tracker(cfg.train.report_to, out, config=to_dict(resolved),
+                           resumed_at=step if resumed else None, enabled=d.main)
     if d.main:
-        resolved = dataclasses.replace(cfg, resume=False)
         save_config(resolved, out / "config.yaml")
         describe_model(out, model, tokenizer)
         counts = model.num_parameters()
@@ -379,6 +387,7 @@ def train(cfg: Config, *, stop_after: int | None = None, bar_position: int = 0) 
                 "epoch": step * B / len(train_data),
             }
             _append(out / LOG_FILE, row)
+            tracker.log(step, {f"train/{key}": row[key] for key in ("loss", "lr", "tokens_per_s", "epoch")})
             bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.0f}")
             window_totals.zero_()
             window_seqs, window_start = 0, time.perf_counter()
@@ -390,7 +399,8 @@ def train(cfg: Config, *, stop_after: int | None = None, bar_position: int = 0) 
             break
         if cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < max_steps:
             with clock.paused(device):
-                _validate(cfg, d, model, objective, tokenizer, valid_data, step, out, clock.total)
+                _validate(cfg, d, model, objective, tokenizer, valid_data, step, out, tracker,
+                          clock.total)
             window_start = time.perf_counter()
         if cfg.train.save_every and step % cfg.train.save_every == 0 and step < max_steps:
             if d.main:
@@ -399,10 +409,13 @@ def train(cfg: Config, *, stop_after: int | None = None, bar_position: int = 0) 
             _barrier(d)
         if stop_after is not None and steps_this_run >= stop_after:
             bar.close()
+            tracker.close()
             return out
     bar.close()
 
-    _validate(cfg, d, model, objective, tokenizer, valid_data, step, out, clock.seconds(device))
+    _validate(cfg, d, model, objective, tokenizer, valid_data, step, out, tracker,
+              clock.seconds(device))
+    tracker.close()
     if d.main:
         save_checkpoint(out, step, model, optimizer, {"schedule": schedule.state_dict()},
                         keep=cfg.train.keep_checkpoints)
@@ -472,7 +485,8 @@ def _agree(d: Dist, flag: bool, device: torch.device) -> bool:
     return bool(value.item() > 0)
 
 
-def _validate(cfg, d, model, objective, tokenizer, valid, step, out, train_seconds=None) -> None:
+def _validate(cfg, d, model, objective, tokenizer, valid, step, out, tracker: Tracker,
+              train_seconds=None) -> None:
     """Validation loss (fixed masks) and verifier accuracy on a decoded subset; rank 0."""
     if d.main and len(valid):
         model.eval()
@@ -501,6 +515,7 @@ def _validate(cfg, d, model, objective, tokenizer, valid, step, out, train_secon
             message += f", val_accuracy {100 * row['val_accuracy']:.1f}% (n={row['val_n']})"
         row["seconds"] = round(time.perf_counter() - start, 2)
         _append(out / EVAL_LOG_FILE, row)
+        tracker.log(step, {"val/loss": row["val_loss"], "val/accuracy": row.get("val_accuracy")})
         tqdm.write(message)
     _barrier(d)
 

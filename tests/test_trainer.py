@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -91,11 +92,14 @@ def test_two_processes_match_one(tmp_path, data):
     single = train(load_config(None, common + [f"out_dir={tmp_path / 'one'}"]))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    tracked = ["train.report_to=tensorboard"] if importlib.util.find_spec("tensorboard") else []
     subprocess.run(
         [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "dvar", "train", *common,
-         f"out_dir={tmp_path / 'two'}"],
+         f"out_dir={tmp_path / 'two'}", *tracked],
         check=True, env=env, capture_output=True, timeout=300,
     )
+    if tracked:  # rank 0 alone writes events
+        assert len(list((tmp_path / "two" / "tensorboard").glob("events.out.tfevents.*"))) == 1
     a, b = weights(single), weights(tmp_path / "two")
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)

@@ -22,7 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "pass_at_k, best_of_k, majority_at_k) to --out\n"
             "(default RUN_DIR/eval/DATA-DECODER[-T][-KEYVALUE...][-kK]/). A run trained with\n"
             "data.answer_order other than forward is judged on its answers mapped back to the\n"
-            "task's own format (predict); raw is what the model wrote. Decoders: "
+            "task's own format (predict); raw is what the model wrote. A run trained with\n"
+            "train.report_to also gets these metrics in its tracker (TensorBoard, W&B), as\n"
+            "eval/DATA-DECODER[-T].../accuracy and so on. Decoders: "
             + ", ".join(f"{n} ({'AR' if n in decoder_names('ar') else 'MDM'})" for n in decoder_names())
         ),
         epilog="examples:\n  dvar eval runs/sudoku-mdm --data data/paper/sudoku/test.jsonl\n"
@@ -46,6 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of stochastic decoders (default: 0)")
     parser.add_argument("--device", default="", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--out", default="", help="output directory")
+    parser.add_argument("--report-to", nargs="+", default=None, metavar="TRACKER",
+                        help="none, tensorboard and/or wandb: where the metrics are logged besides "
+                        "metrics.json (default: the run's train.report_to)")
     parser.set_defaults(run=run)
 
 
@@ -71,28 +76,49 @@ def parse_settings(pairs: list[str]) -> dict[str, int | float | bool | str]:
     return settings
 
 
+def _run_report_to(run_dir: Path) -> list[str]:
+    """The run's train.report_to (none for a directory without config.yaml)."""
+    from dvar.config import load_config
+
+    config = run_dir / "config.yaml"
+    return load_config(config).train.report_to if config.is_file() else ["none"]
+
+
+def _last_step(run_dir: Path, default: int) -> int:
+    """The step the run's training ended at (its last train_log row)."""
+    from dvar.trainer import LOG_FILE
+
+    log = run_dir / LOG_FILE
+    rows = log.read_text().splitlines() if log.is_file() else []
+    return int(json.loads(rows[-1])["step"]) if rows else default
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from dvar.data import read_examples, write_jsonl
     from dvar.evaluate import evaluate, load_run
     from dvar.metrics import format_table
+    from dvar.tracking import check_report_to, eval_scalars, open_tracker
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     settings = parse_settings(args.decoder_arg)
-    run_ = load_run(args.run_dir, device)
+    run_dir = Path(args.run_dir)
+    if args.report_to is None:
+        report_to = check_report_to(_run_report_to(run_dir), "the run's train.report_to")
+    else:
+        report_to = check_report_to(args.report_to, "--report-to")
+    run_ = load_run(run_dir, device)
     examples = read_examples(args.data, run_.task)
     result = evaluate(run_, examples, decoder=args.decoder, steps=args.steps,
                       batch_size=args.batch_size, seed=args.seed, source=args.data,
                       samples=args.samples, decoder_settings=settings)
     metrics = result.metrics
-    if args.out:
-        out = Path(args.out)
-    else:
-        tag = metrics["decoder"] + (f"-{metrics['steps']}" if metrics["steps"] else "")
-        tag += "".join(f"-{key}{value}" for key, value in sorted(settings.items()) if key != "steps")
-        tag += f"-k{args.samples}" if args.samples > 1 else ""
-        out = Path(args.run_dir) / "eval" / f"{Path(args.data).stem}-{tag}"
+    tag = metrics["decoder"] + (f"-{metrics['steps']}" if metrics["steps"] else "")
+    tag += "".join(f"-{key}{value}" for key, value in sorted(settings.items()) if key != "steps")
+    tag += f"-k{args.samples}" if args.samples > 1 else ""
+    tag = f"{Path(args.data).stem}-{tag}"
+    out = Path(args.out) if args.out else run_dir / "eval" / tag
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "predictions.jsonl", result.rows)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -105,4 +131,8 @@ def run(args: argparse.Namespace) -> int:
               f"pass@K {100 * metrics['pass_at_k']:.2f}%, best-of-K {100 * metrics['best_of_k']:.2f}% "
               f"(the table), majority@K {100 * metrics['majority_at_k']:.2f}%")
     print(f"wrote {out}/predictions.jsonl and metrics.json")
+    if report_to:
+        with open_tracker(report_to, run_dir, job="eval") as tracker:
+            tracker.log(_last_step(run_dir, run_.config.train.max_steps), eval_scalars(tag, metrics))
+        print(f"logged eval/{tag}/ to {' and '.join(report_to)}")
     return 0

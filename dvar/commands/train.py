@@ -12,6 +12,8 @@ def _keys(node: dict, prefix: str = "") -> list[str]:
     for name, value in node.items():
         if isinstance(value, dict):
             keys += _keys(value, f"{prefix}{name}.")
+        elif isinstance(value, list):  # as typed on the command line: key=[a,b]
+            keys.append(f"{prefix}{name}=[{','.join(str(item) for item in value)}]")
         else:
             keys.append(f"{prefix}{name}={value}")
     return keys
@@ -27,9 +29,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "vocab.json, model.json, model.safetensors, train_log.jsonl, eval_log.jsonl,\n"
             "loss.png, checkpoints/); with model=hf:PATH (a local Hugging Face causal LM)\n"
             "config.yaml and hf/ (the model or LoRA adapter and its tokenizer) instead of\n"
-            "vocab.json, model.json and model.safetensors. resume=true continues a killed\n"
-            "run from its last complete checkpoint. Several processes:\n"
-            "torchrun --nproc_per_node N -m dvar train ...\n\n"
+            "vocab.json, model.json and model.safetensors. train.report_to=tensorboard\n"
+            "(event files in tensorboard/), wandb, or [tensorboard,wandb] also logs loss,\n"
+            "learning rate, tokens/s and validation there (pip install 'dvar[tracking]').\n"
+            "resume=true continues a killed run from its last complete checkpoint.\n"
+            "Several processes: torchrun --nproc_per_node N -m dvar train ...\n\n"
             "keys and defaults:\n  " + "\n  ".join(_keys(to_dict(Config())))
         ),
         epilog="examples:\n"
