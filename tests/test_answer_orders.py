@@ -259,3 +259,17 @@ def test_ar_reverse_solves_the_demo_path_task_at_every_planning_distance(tmp_pat
     result = run_demo(DemoSettings(seed=seed, controls=True), tmp_path / "demo", log=lambda _: None)
     reverse = result.accuracy["ar-reverse"]
     assert all(acc >= 0.9 for key, acc in reverse.items() if key.startswith("pd=")), reverse
+
+
+def test_the_solver_order_figure_is_compared_with_solver_order_runs_only():
+    from dvar.report import Result, published_table
+
+    def result(order: str) -> Result:
+        by = {"givens=24": {"n": 10, "correct": 5, "accuracy": 0.5}}
+        return Result(task="sudoku", data="hard.jsonl", model="tiny", objective="ar", decoder="greedy",
+                      steps=None, n=10, correct=5, accuracy=0.5, nfe_per_example=None, examples_per_s=None,
+                      by=by, run="", path="m.json", answer_order=order)
+
+    rows = published_table([result("forward"), result("solver")])[1:]
+    assert [row[3] for row in rows] == ["tiny ar solver greedy"]
+    assert rows[0][5] == "AR, solver-order training"
