@@ -247,18 +247,37 @@ def test_demo_controls_add_ar_reverse(tmp_path, capsys):
     rows = [json.loads(line) for line in (out / "eval" / "ar-reverse" / "predictions.jsonl").read_text().splitlines()]
     assert all("raw" in row for row in rows)
     assert "answer_order: reverse" in (out / "runs" / "ar-reverse" / "config.yaml").read_text()
-    assert "AR reverse" in (out / "results.md").read_text()
+    results = (out / "results.md").read_text()
+    assert "AR reverse" in results and "| goal-side planning distance" in results
+
+
+@settings(max_examples=20, deadline=None)
+@given(nodes=st.integers(2, 6), seed=st.integers(0, 10**6))
+def test_writing_goal_first_mirrors_the_planning_distance(nodes, seed):
+    from dvar.tasks.path import planning_distance, reverse_planning_distance
+
+    task = get_task("path")
+    for row in generate(task, 5, seed, task.make_options(nodes=nodes, paths=2)):
+        p = task.parse_input(row["input"])
+        pd = planning_distance(p.edges, p.start, p.goal)
+        assert reverse_planning_distance(p.edges, p.start, p.goal) == nodes - 1 - pd
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_ar_reverse_solves_the_demo_path_task_at_every_planning_distance(tmp_path, seed):
-    # The demo's recipe with --controls: AR writing the path goal-first needs no look-ahead.
+def test_ar_reverse_on_the_demo_path_task_mirrors_ar_forward(tmp_path, seed):
+    # The demo's recipe with --controls, about 7.5 minutes per seed on 2 CPU cores. Writing
+    # the path goal-first needs no look-ahead where the goal side reaches the branch within
+    # one node (goal-side planning distance <= 1): >= 90% there on every seed measured
+    # (README, Results). It is NOT >= 90% at every planning distance, as issue 11 expected:
+    # on these graphs the shared node also has two predecessors, so at PD 0 (goal-side PD 2)
+    # the reverse model must guess (58-61% measured), the mirror image of AR forward at PD 2.
     from dvar.demo import DemoSettings, run_demo
 
     result = run_demo(DemoSettings(seed=seed, controls=True), tmp_path / "demo", log=lambda _: None)
     reverse = result.accuracy["ar-reverse"]
-    assert all(acc >= 0.9 for key, acc in reverse.items() if key.startswith("pd=")), reverse
+    near = {key: acc for key, acc in reverse.items() if key.startswith("rpd=") and int(key[4:]) <= 1}
+    assert near and all(acc >= 0.9 for acc in near.values()), reverse
 
 
 def test_the_solver_order_figure_is_compared_with_solver_order_runs_only():

@@ -26,9 +26,12 @@ A reversed answer (edges from the goal back to the start, each written reversed,
 `1,2/2,7/7,11/11,6/6,5`) is accepted as correct, as in the reference.
 
 Answer orders (SPEC §9): `reverse` writes exactly that reversed answer (compact: the nodes
-from the goal to the start, `6407` -> `7046`), so an AR model trained on it meets the
-branch last, when the goal side has already fixed it; it is mapped back to the
-start-first answer before judging.
+from the goal to the start, `6407` -> `7046`); it is mapped back to the start-first
+answer before judging. Writing goal-first does not remove the look-ahead on these graphs,
+it mirrors it: the node a second path shares has two successors forwards and two
+predecessors backwards, so a model writing from the goal must choose at that node
+`reverse_planning_distance` = n - 1 - PD edges before reaching the start (PD 0, a second
+path ending at the goal, is the hardest case backwards).
 
 `compact=True` (ids below 10 only) writes one character per node and no separator that
 carries no information: each edge is its two digits, and the answer is the path's nodes:
@@ -210,6 +213,17 @@ def planning_distance(edges: tuple[Edge, ...] | list[Edge], start: int, goal: in
         if len(successors.get(node, ())) >= 2:
             return len(path) - 1 - index
     return 0
+
+
+def reverse_planning_distance(edges: tuple[Edge, ...] | list[Edge], start: int, goal: int) -> int:
+    """The planning distance of writing the path from the goal back to the start: edges
+    from the merging node (two or more predecessors) farthest from the start, to the start.
+
+    The graphs here are symmetric: the node a second path shares is a branching node
+    forwards and a merging node backwards, so with two paths of n nodes it is
+    n - 1 - PD. Writing goal-first moves the look-ahead, it does not remove it.
+    """
+    return planning_distance([(b, a) for a, b in edges], goal, start)
 
 
 def _is_path(problem: PathProblem, answer_edges: list[Edge], edge_set: set[Edge]) -> bool:
