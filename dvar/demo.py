@@ -165,7 +165,7 @@ def run_demo(settings: DemoSettings, out: str | Path, log=print) -> DemoResult:
     plot_accuracy_by_pd(accuracy, out / "accuracy_by_pd.png",
                         title=f"path planning, {settings.nodes} nodes per path, seed {settings.seed}")
     log("\n" + table + "\n")
-    log(_verdict(accuracy))
+    log(verdict(accuracy))
     log(f"\nwrote {out}/ (data/, {', '.join(f'runs/{n}' for n in settings.models)}, eval/, results.md, "
         "accuracy_by_pd.png) "
         f"in {seconds:.0f} s")
@@ -271,11 +271,13 @@ def format_reverse_table(reverse: dict[str, float], test: list[Any]) -> str:
     return "\n".join(lines)
 
 
-def _verdict(accuracy: dict[str, dict[str, float]]) -> str:
-    verdict = _finding_verdict(accuracy)
+def verdict(accuracy: dict[str, dict[str, float]]) -> str:
+    """What the numbers show, in words: the finding (or which side fell short), then the
+    answer-order control when AR reverse was trained."""
+    text = _finding_verdict(accuracy)
     if "ar-reverse" in accuracy:
-        verdict += " " + _control_verdict(accuracy)
-    return verdict
+        text += " " + _control_verdict(accuracy)
+    return text
 
 
 def _control_verdict(accuracy: dict[str, dict[str, float]]) -> str:
@@ -334,7 +336,7 @@ def _results_markdown(settings: DemoSettings, table: str, seconds: float,
     return (
         f"# dvar demo: path planning, {' vs '.join(LABELS[m] for m in accuracy)}\n\n"
         f"Exact-path accuracy on held-out graphs, by planning distance (PD). Settings: {recipe}. "
-        f"Wall time {seconds:.0f} s.\n\n{table}\n\n{_verdict(accuracy)}\n"
+        f"Wall time {seconds:.0f} s.\n\n{table}\n\n{verdict(accuracy)}\n"
     )
 
 

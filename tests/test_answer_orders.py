@@ -292,3 +292,18 @@ def test_the_solver_order_figure_is_compared_with_solver_order_runs_only():
     rows = published_table([result("forward"), result("solver")])[1:]
     assert [row[3] for row in rows] == ["tiny ar solver greedy"]
     assert rows[0][5] == "AR, solver-order training"
+
+
+def test_the_control_verdict_reads_ar_reverse_by_goal_side_planning_distance():
+    from dvar.demo import verdict
+
+    mdm = {"pd=0": 1.0, "pd=1": 1.0, "pd=2": 1.0}
+    ar = {"pd=0": 1.0, "pd=1": 1.0, "pd=2": 0.45}
+    mirror = {"pd=0": 0.58, "pd=1": 1.0, "pd=2": 1.0, "rpd=0": 1.0, "rpd=1": 1.0, "rpd=2": 0.58}
+    text = verdict({"mdm": mdm, "ar": ar, "ar-reverse": mirror})
+    assert "mirrors the look-ahead" in text and "below 75% at goal-side PD 2" in text
+    assert "One fixed order, either way, fails somewhere; the MDM solves every planning distance" in text
+    learned = {**mirror, "pd=0": 0.91, "rpd=2": 0.91}
+    assert "it learned that look-ahead" in verdict({"mdm": mdm, "ar": ar, "ar-reverse": learned})
+    untrained = {"pd=0": 0.5, "pd=1": 0.4, "pd=2": 0.3, "rpd=0": 0.3, "rpd=1": 0.4, "rpd=2": 0.5}
+    assert "has not learned its lookups" in verdict({"mdm": mdm, "ar": ar, "ar-reverse": untrained})
