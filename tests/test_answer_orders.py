@@ -266,7 +266,7 @@ def test_writing_goal_first_mirrors_the_planning_distance(nodes, seed):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_ar_reverse_on_the_demo_path_task_mirrors_ar_forward(tmp_path, seed):
-    # The demo's recipe with --controls, about 7.5 minutes per seed on 2 CPU cores. Writing
+    # The demo's recipe with --controls, 7-9 minutes per seed on 2 CPU cores. Writing
     # the path goal-first needs no look-ahead where the goal side reaches the branch within
     # one node (goal-side planning distance <= 1): >= 90% there on every seed measured
     # (README, Results). It is NOT >= 90% at every planning distance, as issue 11 expected:

@@ -49,7 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--controls", action="store_true",
                         help="also train AR on the path written from the goal back to the start "
                         "(data.answer_order=reverse), a third model: is the MDM's win about "
-                        "diffusion or about the order it may write in? (about 7.5 min on 2 cores)")
+                        "diffusion or about the order it may write in? (7-9 min on 2 cores)")
     parser.set_defaults(run=run)
 
 
