@@ -214,8 +214,9 @@ def evaluate(
     `predict` is the best-of-K choice (the first sample the verifier accepts, else the
     first sample), mapped back to the task's own format when the run writes its answers
     in another order (`data.answer_order`, SPEC §9; then `raw` is the model's own text and
-    an answer that does not parse in that order is "", a wrong answer), so `correct`/`accuracy` are best-of-K, and the row lists all K answers
-    (`samples`) and their verdicts (`samples_correct`). metrics.json adds, overall and per
+    an answer that does not parse in that order is "", a wrong answer), so
+    `correct`/`accuracy` are best-of-K, and the row lists all K answers (`samples`) and
+    their verdicts (`samples_correct`). metrics.json adds, overall and per
     group, `pass_at_1` (mean accuracy of single draws), `pass_at_k` (any of the K
     correct), `best_of_k` and `majority_at_k` (the most frequent answer text judged, ties
     to the earliest drawn); see `dvar.metrics.summarize_samples`.

@@ -60,13 +60,8 @@ def make_backbone(arch: str, directory: Path) -> Path:
     return directory
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Width-32 models: one thread is as fast and does not fight other jobs for the cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: one thread each (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -145,12 +145,8 @@ def build_gpt2_bpe(directory: Path):
     return cls.from_pretrained(str(source), bos_token=end, eos_token=end, unk_token=end)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: one thread each (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
