@@ -14,7 +14,7 @@ everything under one folder and says whether the finding showed:
 
 The defaults are the CPU recipe measured in the README (Results): 2 paths of 3 nodes
 over ids 0..9 (PD 0..2), the graph written as successor/predecessor tables (`table=True`
-of the path task), `micro` models, 6,000 steps each; about 3 minutes on 2 CPU cores,
+of the path task), `micro` models, 6,000 steps each; 3-5 minutes on 2 CPU cores,
 with the two models trained side by side. Both first have to learn the lookup "a node's
 successor / predecessor". In a table it is a lookup at a position fixed by the node's id,
 which a 2-layer model learns within a few thousand steps (from an edge list it did not at

@@ -19,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "(side by side, half the cores each), evaluate both on held-out graphs and print\n"
             "exact-path accuracy by planning distance side by side. Everything lands in one folder:\n"
             "data/, runs/{mdm,ar}/ (run directories), eval/, results.md and accuracy_by_pd.png.\n"
-            "About 3 minutes on 2 CPU cores. It checks its own numbers for the paper's finding (MDM\n"
+            "3-5 minutes on 2 CPU cores. It checks its own numbers for the paper's finding (MDM\n"
             ">= 90% at every planning distance, AR below 75% from 2 on) and says whether it showed\n"
             "(measured per seed: README, Results); the full-size experiment is the GPU recipes\n"
             "configs/path-{mdm,ar}.yaml."
