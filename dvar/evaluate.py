@@ -101,12 +101,22 @@ class Decoded:
     settings: dict[str, Any]  # the decoder's settings as used
 
 
+def run_decoder_settings(cfg: Config) -> dict[str, Any]:
+    """`decode.args` (KEY=VALUE items) as decoder settings; values read as in `dvar eval`."""
+    from dvar.commands.eval import parse_settings
+
+    return parse_settings(list(cfg.decode.args))
+
+
 def make_decoder(
     run: Run, decoder: str = "", steps: int = 0, decoder_settings: dict[str, Any] | None = None
 ) -> tuple[str, Decoder]:
     """The decoder `name` (default: the objective's) with its settings: `steps` (default:
     the run's diffusion.steps) where it has a steps setting, unless `decoder_settings`
     sets it; unknown settings and a decoder of the other family are errors."""
+    if not decoder:  # the run's own decoding (config decode.decoder, decode.args)
+        decoder = run.config.decode.decoder
+        decoder_settings = {**run_decoder_settings(run.config), **(decoder_settings or {})}
     name = decoder or run.objective.default_decoder
     cls = decoder_class(name)
     if cls.family != run.objective.family:
@@ -263,6 +273,8 @@ def evaluate(
         metrics["by"][key].update(stats)
     metrics.update(by_samples)
     n = len(examples)
+    # Answers in the task's form, right or wrong: has the model learned the format?
+    metrics["well_formed"] = sum(run.task.well_formed(p, a) for p, a in zip(problems, answers)) / max(n, 1)
     metrics.update(
         task=run.task.name,
         data=source,

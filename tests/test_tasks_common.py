@@ -115,3 +115,41 @@ def test_sampling_uses_only_the_given_rng():
     random.seed(1)
     b = task.sample(random.Random(5), options)
     assert a == b
+
+
+@pytest.mark.parametrize("name", TASKS)
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(max_size=120), seed=st.integers(0, 50))
+def test_well_formed_never_raises_and_every_correct_answer_is_well_formed(name, text, seed):
+    """`well_formed` (the format share of `dvar eval`): gold answers and whatever the
+    verifier accepts are well-formed; arbitrary text never makes it raise."""
+    task = get_task(name)
+    row = generate(task, 1, seed=seed, options=task.make_options(**FAST_OPTIONS.get(name, {})))[0]
+    problem = task.parse_input(row["input"])
+    assert task.well_formed(problem, row["output"])
+    assert isinstance(task.well_formed(problem, text), bool)
+    if task.verify(problem, text):
+        assert task.well_formed(problem, text)
+
+
+def _same_form_wrong(name: str, gold: str) -> str:
+    if name == "sat":  # flip x1
+        first, _, rest = gold.partition(",")
+        return ("b" if first == "1" else "1") + "," + rest
+    if name == "sudoku":  # swap the first two different cells
+        j = next(k for k in range(1, len(gold)) if gold[k] != gold[0])
+        return gold[j] + gold[1:j] + gold[0] + gold[j + 1 :]
+    # countdown: the last result off by one digit; path: another node id inside the path
+    k = max(i for i, c in enumerate(gold[:-1] if name == "path" else gold) if c.isdigit())
+    return gold[:k] + ("1" if gold[k] != "1" else "2") + gold[k + 1 :]
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_a_wrong_answer_in_the_right_form_is_well_formed(name):
+    """Right form, wrong content: well-formed yet not correct (format is not accuracy)."""
+    task = get_task(name)
+    row = generate(task, 1, seed=5, options=task.make_options(**FAST_OPTIONS.get(name, {})))[0]
+    problem = task.parse_input(row["input"])
+    answer = _same_form_wrong(name, row["output"])
+    assert task.well_formed(problem, answer) and not task.verify(problem, answer), (row["output"], answer)
+    assert not task.well_formed(problem, row["output"] + ",,")

@@ -99,6 +99,11 @@ class Task(abc.ABC):
         return self.judge(problem, answer)["correct"]
 
     @abc.abstractmethod
+    def well_formed(self, problem: Any, answer: str) -> bool:
+        """Whether untrusted answer text has the answer's form for this problem, right or
+        wrong (the model learned the format); never raises."""
+
+    @abc.abstractmethod
     def group(self, problem: Any) -> str:
         """Breakdown key of a problem, from its input alone (e.g. `"pd=3"`)."""
 

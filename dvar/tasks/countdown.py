@@ -637,6 +637,14 @@ class CountdownTask(Task):
             "reference": reference_judge(problem.target, answer),
         }
 
+    def well_formed(self, problem: CountdownProblem, answer: str) -> bool:
+        """n-1 comma-separated equations `a op b = c`, whatever their arithmetic."""
+        if not isinstance(answer, str):
+            return False
+        equations = answer.strip().split(",")
+        return len(equations) == len(problem.numbers) - 1 and all(
+            _EQUATION_RE.fullmatch(e) is not None for e in equations)
+
     # ------------------------------------------------------------------ answer orders
     def _write_order(self, problem: CountdownProblem, answer: str, order: str, rng: Any) -> str:
         return reverse_units(answer, ",")  # reverse, the only order besides forward

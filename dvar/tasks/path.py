@@ -387,6 +387,13 @@ class PathTask(Task):
         correct = _is_path(problem, answer_edges, edge_set) or _is_path(problem, undone, edge_set)
         return {"correct": correct}
 
+    def well_formed(self, problem: PathProblem, answer: str) -> bool:
+        """A path written in the problem's form (edges, or compact nodes)."""
+        try:
+            return isinstance(answer, str) and bool(_parse_answer(answer.strip(), problem.compact))
+        except ValueError:
+            return False
+
     # ------------------------------------------------------------------ answer orders
     def _write_order(self, problem: PathProblem, answer: str, order: str, rng: Any) -> str:
         return self._reverse(problem, answer)  # the only order besides forward

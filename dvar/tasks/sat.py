@@ -371,6 +371,14 @@ class SatTask(Task):
         return literals
 
     # ------------------------------------------------------------------ judging
+    def well_formed(self, problem: SatProblem, answer: str) -> bool:
+        """One literal per variable, the k-th about x_k, satisfying or not."""
+        if not isinstance(answer, str):
+            return False
+        tokens = answer.strip().split(",")
+        return len(tokens) == problem.num_vars and all(
+            token in (literal_char(k), literal_char(-k)) for k, token in enumerate(tokens, 1))
+
     def judge(self, problem: SatProblem, answer: str) -> dict[str, bool]:
         if not isinstance(answer, str):
             return {"correct": False}

@@ -558,6 +558,14 @@ class SudokuTask(Task):
     def judge(self, problem: SudokuPuzzle, answer: str) -> dict[str, bool]:
         return {"correct": _is_solution(problem, answer)}
 
+    def well_formed(self, problem: SudokuPuzzle, answer: str) -> bool:
+        """A full grid of digits 1..N, valid or not."""
+        if not isinstance(answer, str):
+            return False
+        text = answer.strip()
+        return len(text) == problem.size ** 2 and all(
+            1 <= _CELL_VALUE.get(char, 0) <= problem.size for char in text)
+
     def group(self, problem: SudokuPuzzle) -> str:
         return f"givens={problem.givens}"
 
