@@ -90,6 +90,11 @@ class LoraConfig:
 @dataclass
 class DecodeConfig:
     decoder: str = ""  # empty: greedy for ar, topk for mdm
+    # The decoder's settings as KEY=VALUE, like `dvar eval --decoder-arg`: used by the
+    # in-training validation and by `dvar eval` when it is given no --decoder. The
+    # paper's decoding (the reference's stochastic0.5-linear, re-predicting decoded
+    # tokens) is [noise=0.5, repredict=true]; empty: the decoder's defaults.
+    args: list[str] = field(default_factory=list)
     steps: int = 0  # 0: diffusion.steps
     batch_size: int = 64
 

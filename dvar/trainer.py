@@ -508,7 +508,8 @@ def _validate(cfg, d, model, objective, tokenizer, valid, step, out, tracker: Tr
         subset = valid.examples[: cfg.train.eval_size]
         if subset:
             run = Run(cfg, get_task(cfg.task), tokenizer, model, objective)
-            result = evaluate(run, subset, decoder=cfg.decode.decoder, steps=cfg.decode.steps,
+            # The run's own decoding: decode.decoder with decode.args.
+            result = evaluate(run, subset, steps=cfg.decode.steps,
                               batch_size=cfg.decode.batch_size, seed=cfg.seed, source="valid")
             row.update(val_accuracy=result.metrics["accuracy"], val_n=result.metrics["n"],
                        decoder=result.metrics["decoder"], nfe=result.metrics["nfe"])

