@@ -10,7 +10,7 @@ from dvar import __version__
 from dvar.data import DataError
 from dvar.optional import MissingDependency
 
-COMMANDS = ("generate", "check", "solve", "train", "eval", "report", "analyze", "demo")
+COMMANDS = ("generate", "check", "solve", "train", "eval", "report", "analyze", "demo", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:
