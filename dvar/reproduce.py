@@ -480,7 +480,8 @@ def _run_compute(run_dir: Path) -> dict[str, Any]:
     return info
 
 
-def collect(out: Path, families: list[str], seeds: list[int]) -> dict[str, Any]:
+def collect(out: Path, families: list[str], seeds: list[int], quick: bool = False, steps: int = 0,
+            train_size: int = 0, test_size: int = 0) -> dict[str, Any]:
     """Everything results.md shows, read from the metrics.json files under `out`: every
     model of the family that has a run directory for one of `seeds`."""
     summary: dict[str, Any] = {"families": {}}
@@ -488,7 +489,10 @@ def collect(out: Path, families: list[str], seeds: list[int]) -> dict[str, Any]:
         mini = MINIATURES[family]
         specs = [s for s in mini.specs()
                  if any((seed_dir(out, family, seed) / "runs" / s.name).is_dir() for seed in seeds)]
-        fam: dict[str, Any] = {"setting": _setting(mini), "models": {}, "published": _published(mini.task)}
+        setting = _setting(mini)
+        setting.update(steps=steps or (mini.quick_steps or mini.steps if quick else mini.steps),
+                       train_size=train_size or mini.train_size, test_size=test_size or mini.test_size)
+        fam: dict[str, Any] = {"setting": setting, "models": {}, "published": _published(mini.task)}
         for spec in specs:
             entry: dict[str, Any] = {"label": spec.label, "objective": spec.objective, "order": spec.order,
                                      "role": spec.role, "steps_factor": spec.steps_factor,
@@ -801,7 +805,7 @@ def reproduce_cpu(out: str | Path, families: list[str] = FAMILIES, seeds: list[i
     log(f"[2/3] {len(jobs)} models to train and evaluate on {workers} worker(s)")
     results = run_jobs(jobs, workers, log)
     log("[3/3] report")
-    summary = collect(out, list(families), seeds)
+    summary = collect(out, list(families), seeds, quick, steps, train_size, test_size)
     summary["train_seconds_total"] = round(sum(
         c.get("train_seconds", 0.0) for fam in summary["families"].values() for m in fam["models"].values()
         for c in m["compute"].values()), 1)

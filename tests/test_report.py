@@ -33,7 +33,7 @@ def two_evaluations(tmp_path) -> tuple[Path, Path]:
         json.dumps({"step": s, "loss": 2.0 / s}) + "\n" for s in (10, 20, 30)))
     write_json(run / "eval" / "test-topk-20" / "metrics.json", {
         "task": "path", "data": DATA, "objective": "mdm", "model": "mini", "decoder": "topk",
-        "decoder_settings": {"steps": 20, "schedule": "linear", "noise": 0.5, "repredict": False,
+        "decoder_settings": {"steps": 20, "schedule": "linear", "noise": 0.0, "repredict": False,
                              "remask": True},
         "steps": 20, "n": 10, "correct": 9, "accuracy": 0.9,
         "by": {"pd=1": group(4, 4), "pd=2": group(3, 3), "pd=3": group(3, 2)},
