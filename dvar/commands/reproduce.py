@@ -25,13 +25,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="the paper's study in one command: in miniature on a CPU, or at full scale on GPUs",
         description=(
             "--scale cpu: the paper in miniature (SPEC §10). For every task family a smaller\n"
-            "setting that a 2-core CPU learns within minutes (path 4 nodes, Countdown 3 small\n"
-            "numbers, 4x4 Sudoku, 3-SAT 5 variables), MDM and AR at equal training steps and at\n"
+            "setting sized for a 2-core CPU (path 4 nodes, Countdown 3 small\n"
+            "numbers, 4x4 Sudoku, 3-SAT 4 variables), MDM and AR at equal training steps and at\n"
             "the paper's epoch ratio, several seeds, judged on held-out problems (and the public\n"
             "sets of ../shared/testsets that fit), reported with the spread over seeds, the\n"
             "published numbers beside and a verdict per task computed from the numbers.\n"
             "--controls adds AR in the other answer orders (SPEC §9), --reference the MDM with\n"
             "the reference's settings (logit shift, dropout 0.1, re-predicting decoding).\n"
+            "Measured on 2 CPU cores: 36 min for the default, 40 min more with --controls\n"
+            "--reference, 6 min with --quick (README, Reproducing the paper).\n"
             "--scale gpu: the paper's data and its 16 recipes (configs/, or --recipes dvar for\n"
             "configs/dvar/), each evaluated on the paper's test sets and the matching public sets;\n"
             "torchrun when several GPUs are visible. --dry-run prints the plan.\n"
@@ -39,8 +41,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "evaluation as ordinary dvar run and eval directories. Resumable: finished runs and\n"
             "evaluations are reused, a killed run resumes from its last checkpoint."
         ),
-        epilog="examples:\n  dvar reproduce --scale cpu                 # 4 tasks x 3 seeds (README: wall time)\n"
+        epilog="examples:\n  dvar reproduce --scale cpu                 # 4 tasks x 3 seeds\n"
         "  dvar reproduce --scale cpu --quick         # one seed, shorter\n"
+        "  dvar reproduce --scale cpu --tasks path --models mdm --set diffusion.time_weighting=elbo --out lever\n"
         "  dvar reproduce --scale cpu --tasks sudoku --seeds 0,1,2 --controls --reference\n"
         "  dvar reproduce --scale gpu --dry-run\n"
         "  dvar reproduce --scale gpu --data-scale 0.001 --max-steps 2 --model micro   # a CPU test",
@@ -54,12 +57,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="dvar-reproduce", help="output folder (default: ./dvar-reproduce)")
     parser.add_argument("--quick", action="store_true", help="cpu: one seed and shorter training")
     parser.add_argument("--controls", action="store_true",
-                        help="cpu: also AR in every other answer order the task has (reverse; solver for Sudoku)")
+                        help="cpu: also AR in every other answer order the task has (reverse; solver for "
+                        "Sudoku and SAT)")
     parser.add_argument("--reference", action="store_true",
                         help="cpu: also the MDM trained and decoded with the reference's settings")
     parser.add_argument("--workers", type=int, default=0,
                         help="cpu: models trained at once, the cores split between them (default: all cores)")
-    parser.add_argument("--steps", type=int, default=0, help="cpu: training steps of every model (default: each task's)")
+    parser.add_argument("--steps", type=int, default=0,
+                        help="cpu: training steps of the MDM and AR (default: each task's; the paper-ratio "
+                        "model gets its share)")
     parser.add_argument("--train-size", type=int, default=0, help="cpu: training problems per seed (default: each task's)")
     parser.add_argument("--test-size", type=int, default=0, help="cpu: test problems per seed (default: each task's)")
     parser.add_argument("--recipes", choices=("reference", "dvar"), default="reference",
