@@ -202,3 +202,17 @@ def test_decode_args_are_the_runs_own_decoding(tmp_path, one_thread):
     assert rows[-1]["decoder"] == "topk"
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["decode"]["args"] == [
         "noise=0.5", "repredict=true"]
+
+
+def test_models_and_overrides_select_and_change_what_is_trained(miniature, capsys):
+    jobs, _ = reproduce.plan_cpu(["sudoku"], [0], miniature, False, 160, 12, 12, reproduce.ROLES,
+                                 models=["mdm"], overrides=("diffusion.time_weighting=elbo",))
+    assert [job.spec.name for job in jobs] == ["mdm"]
+    cfg = reproduce.job_config(reproduce.MINIATURES["sudoku"], jobs[0])
+    assert cfg.diffusion.time_weighting == "elbo"
+    # The same directory holds that model trained with time_weighting=none: refused, not reused.
+    capsys.readouterr()
+    assert main(["reproduce", "--scale", "cpu", "--tasks", "sudoku", "--seeds", "0", "--models", "mdm",
+                 "--set", "diffusion.time_weighting=elbo", "--out", str(miniature), *TINY,
+                 "--workers", "1"]) == 2
+    assert "time_weighting=none, this plan wants elbo" in capsys.readouterr().err
