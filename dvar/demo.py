@@ -28,7 +28,6 @@ numbers and says "not shown", and why, when it did not show, rather than claimin
 from __future__ import annotations
 
 import dataclasses
-import json
 import multiprocessing
 import shutil
 import time
@@ -42,7 +41,7 @@ from tqdm import tqdm
 
 from dvar.config import Config
 from dvar.data import read_examples, write_jsonl
-from dvar.evaluate import evaluate, load_run
+from dvar.evaluate import evaluate, load_run, save_evaluation
 from dvar.generation import _natural, generate
 from dvar.tasks import get_task
 from dvar.tasks.path import reverse_planning_distance
@@ -146,10 +145,7 @@ def run_demo(settings: DemoSettings, out: str | Path, log=print) -> DemoResult:
         run = load_run(run_dirs[name])
         report = evaluate(run, test, steps=_decode_steps(settings, run), seed=settings.seed,
                           source=str(data / "test.jsonl"))
-        eval_dir = out / "eval" / name
-        eval_dir.mkdir(parents=True, exist_ok=True)
-        write_jsonl(eval_dir / "predictions.jsonl", report.rows)
-        (eval_dir / "metrics.json").write_text(json.dumps(report.metrics, indent=2) + "\n")
+        save_evaluation(report, out / "eval" / name)
         by = report.metrics["by"]
         accuracy[name] = {key: stats["accuracy"] for key, stats in by.items()}
         accuracy[name]["all"] = report.metrics["accuracy"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,8 @@ import torch
 
 from dvar.checkpoint import load_weights
 from dvar.config import Config, load_config
-from dvar.data import Example
-from dvar.decoders import Decoder, decoder_class, get_decoder
+from dvar.data import Example, write_jsonl
+from dvar.decoders import Decoder, decoder_class, get_decoder, parse_settings
 from dvar.hf import RUN_SUBDIR, HFBackbone, HFTokenizer, hf_path, load_backbone
 from dvar.metrics import best_of_k, judge_all, summarize, summarize_samples
 from dvar.model import ModelConfig, Transformer
@@ -103,8 +104,6 @@ class Decoded:
 
 def run_decoder_settings(cfg: Config) -> dict[str, Any]:
     """`decode.args` (KEY=VALUE items) as decoder settings; values read as in `dvar eval`."""
-    from dvar.commands.eval import parse_settings
-
     return parse_settings(list(cfg.decode.args))
 
 
@@ -205,6 +204,18 @@ def from_order(task: Task, problem: Any, text: str, order: str) -> str:
 class Evaluation:
     rows: list[dict[str, Any]]
     metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def save_evaluation(result: Evaluation, out: str | Path) -> Path:
+    """An eval directory (SPEC §7): predictions.jsonl, then metrics.json, written last and
+    atomically, so its presence marks a finished evaluation (`dvar reproduce` reuses it)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "predictions.jsonl", result.rows)
+    tmp = out / "metrics.json.tmp"
+    tmp.write_text(json.dumps(result.metrics, indent=2) + "\n")
+    os.replace(tmp, out / "metrics.json")
+    return out
 
 
 def evaluate(

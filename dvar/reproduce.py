@@ -323,8 +323,8 @@ def train_if_needed(cfg, bar_position: int = 0) -> tuple[Path, float | None]:
 def evaluate_into(run_dir: Path, data_file: str, decoding: Decoding, steps: int, seed: int,
                   run=None) -> tuple[dict[str, Any], float | None]:
     """`dvar eval RUN --data FILE --decoder ... --out RUN/eval/STEM-KEY`, reused if done."""
-    from dvar.data import read_examples, write_jsonl
-    from dvar.evaluate import evaluate, load_run
+    from dvar.data import read_examples
+    from dvar.evaluate import evaluate, load_run, save_evaluation
 
     out = run_dir / "eval" / f"{Path(data_file).stem}-{decoding.key}"
     if (out / "metrics.json").is_file():
@@ -335,11 +335,7 @@ def evaluate_into(run_dir: Path, data_file: str, decoding: Decoding, steps: int,
     decode_steps = steps if run.config.objective == "mdm" else 0
     result = evaluate(run, examples, decoder=decoding.decoder, steps=decode_steps, seed=seed,
                       source=data_file, decoder_settings=settings)
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "predictions.jsonl", result.rows)
-    tmp = out / "metrics.json.tmp"  # metrics.json last and atomically: it marks the eval done
-    tmp.write_text(json.dumps(result.metrics, indent=2) + "\n")
-    os.replace(tmp, out / "metrics.json")
+    save_evaluation(result, out)
     return result.metrics, result.metrics["seconds"]
 
 

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from dvar.analyze import analyze, write_plots
-    from dvar.commands.eval import parse_settings
+    from dvar.decoders import parse_settings
     from dvar.data import read_examples
     from dvar.evaluate import load_run
 

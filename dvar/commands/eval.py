@@ -57,28 +57,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def parse_value(text: str) -> int | float | bool | str:
-    """`3` -> 3, `0.5` -> 0.5, `true`/`false` (any case) -> bool, anything else: the text."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
-
-
-def parse_settings(pairs: list[str]) -> dict[str, int | float | bool | str]:
-    settings = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--decoder-arg {pair!r}: expected KEY=VALUE")
-        if key in settings:
-            raise ValueError(f"--decoder-arg {key} given twice")
-        settings[key] = parse_value(value)
-    return settings
-
-
 def _run_report_to(run_dir: Path) -> list[str]:
     """The run's train.report_to (none for a directory without config.yaml)."""
     from dvar.config import load_config
@@ -99,8 +77,9 @@ def _last_step(run_dir: Path, default: int) -> int:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from dvar.data import read_examples, write_jsonl
-    from dvar.evaluate import evaluate, load_run
+    from dvar.data import read_examples
+    from dvar.decoders import parse_settings
+    from dvar.evaluate import evaluate, load_run, save_evaluation
     from dvar.metrics import format_table
     from dvar.tracking import check_report_to, eval_scalars, open_tracker
 
@@ -121,10 +100,7 @@ def run(args: argparse.Namespace) -> int:
     tag += "".join(f"-{key}{value}" for key, value in sorted(settings.items()) if key != "steps")
     tag += f"-k{args.samples}" if args.samples > 1 else ""
     tag = f"{Path(args.data).stem}-{tag}"
-    out = Path(args.out) if args.out else run_dir / "eval" / tag
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "predictions.jsonl", result.rows)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    out = save_evaluation(result, Path(args.out) if args.out else run_dir / "eval" / tag)
     title = (f"{metrics['task']} {metrics['objective']} {metrics['model']} on {args.data}: "
              f"decoder {metrics['decoder']}, {metrics['nfe']} model calls "
              f"({metrics['nfe_per_example']} per problem), {metrics['seconds']} s")

@@ -223,6 +223,29 @@ def decoder_names(family: str | None = None) -> list[str]:
     return sorted(n for n, c in _DECODERS.classes().items() if family is None or c.family == family)
 
 
+# Decoder settings as text (`dvar eval --decoder-arg`, a run's `decode.args`).
+def parse_value(text: str) -> int | float | bool | str:
+    """`3` -> 3, `0.5` -> 0.5, `true`/`false` (any case) -> bool, anything else: the text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def parse_settings(pairs: list[str]) -> dict[str, int | float | bool | str]:
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--decoder-arg {pair!r}: expected KEY=VALUE")
+        if key in settings:
+            raise ValueError(f"--decoder-arg {key} given twice")
+        settings[key] = parse_value(value)
+    return settings
+
+
 __all__ = [
     "Decoder",
     "DecodeResult",
@@ -234,4 +257,6 @@ __all__ = [
     "get_decoder",
     "decoder_class",
     "decoder_names",
+    "parse_settings",
+    "parse_value",
 ]
