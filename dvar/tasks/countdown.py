@@ -285,17 +285,24 @@ def _apply(a: int, op: str, b: int) -> int | None:
     return None
 
 
-def strict_judge(problem: CountdownProblem, answer: str) -> bool:
-    """This module's rule: n-1 valid integer steps over the available values, ending at target."""
+def _equations(problem: CountdownProblem, answer: str) -> list[re.Match] | None:
+    """The n-1 comma-separated `a op b = c` equations of an answer (their regex matches),
+    or None if it is not written so; the arithmetic is not checked."""
     equations = answer.strip().split(",")
     if len(equations) != len(problem.numbers) - 1:
+        return None
+    matches = [_EQUATION_RE.fullmatch(equation) for equation in equations]
+    return None if None in matches else matches
+
+
+def strict_judge(problem: CountdownProblem, answer: str) -> bool:
+    """This module's rule: n-1 valid integer steps over the available values, ending at target."""
+    matches = _equations(problem, answer)
+    if matches is None:
         return False
     available = Counter(problem.numbers)
     result = None
-    for equation in equations:
-        match = _EQUATION_RE.fullmatch(equation)
-        if match is None:
-            return False
+    for match in matches:
         try:
             a, b, result = int(match.group(1)), int(match.group(3)), int(match.group(4))
         except ValueError:  # more digits than Python's int() conversion limit
@@ -639,11 +646,7 @@ class CountdownTask(Task):
 
     def well_formed(self, problem: CountdownProblem, answer: str) -> bool:
         """n-1 comma-separated equations `a op b = c`, whatever their arithmetic."""
-        if not isinstance(answer, str):
-            return False
-        equations = answer.strip().split(",")
-        return len(equations) == len(problem.numbers) - 1 and all(
-            _EQUATION_RE.fullmatch(e) is not None for e in equations)
+        return isinstance(answer, str) and _equations(problem, answer) is not None
 
     # ------------------------------------------------------------------ answer orders
     def _write_order(self, problem: CountdownProblem, answer: str, order: str, rng: Any) -> str:

@@ -371,29 +371,33 @@ class SatTask(Task):
         return literals
 
     # ------------------------------------------------------------------ judging
-    def well_formed(self, problem: SatProblem, answer: str) -> bool:
-        """One literal per variable, the k-th about x_k, satisfying or not."""
+    @staticmethod
+    def _assignment(problem: SatProblem, answer: str) -> dict[int, bool] | None:
+        """The assignment an answer writes, or None if it is not one literal per variable,
+        the k-th about x_k (exactly "k" or the k-th letter)."""
         if not isinstance(answer, str):
-            return False
-        tokens = answer.strip().split(",")
-        return len(tokens) == problem.num_vars and all(
-            token in (literal_char(k), literal_char(-k)) for k, token in enumerate(tokens, 1))
-
-    def judge(self, problem: SatProblem, answer: str) -> dict[str, bool]:
-        if not isinstance(answer, str):
-            return {"correct": False}
+            return None
         tokens = answer.strip().split(",")
         if len(tokens) != problem.num_vars:
-            return {"correct": False}
+            return None
         values = {}
         for k, token in enumerate(tokens, 1):
-            # The k-th literal must be about x_k: exactly "k" or the k-th letter.
             if token == literal_char(k):
                 values[k] = True
             elif token == literal_char(-k):
                 values[k] = False
             else:
-                return {"correct": False}
+                return None
+        return values
+
+    def well_formed(self, problem: SatProblem, answer: str) -> bool:
+        """One literal per variable, the k-th about x_k, satisfying or not."""
+        return self._assignment(problem, answer) is not None
+
+    def judge(self, problem: SatProblem, answer: str) -> dict[str, bool]:
+        values = self._assignment(problem, answer)
+        if values is None:
+            return {"correct": False}
         satisfied = all(
             any(values.get(abs(lit)) == (lit > 0) for lit in clause) for clause in problem.clauses
         )

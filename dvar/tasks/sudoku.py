@@ -471,19 +471,28 @@ class SudokuPuzzle:
 _CELL_VALUE = {str(d): d for d in range(10)} | {".": 0}
 
 
-def _is_solution(puzzle: SudokuPuzzle, answer: str) -> bool:
+def _grid_values(puzzle: SudokuPuzzle, answer: str) -> list[int] | None:
+    """The answer's cell values if it is a full grid of digits 1..N, else None."""
     if not isinstance(answer, str):
-        return False
+        return None
     text = answer.strip()
     geo = _geometry(puzzle.size)
     if len(text) != geo.cells:
-        return False
+        return None
     values = []
     for char in text:
         value = _CELL_VALUE.get(char, 0)  # blanks and foreign characters alike are wrong
         if not 1 <= value <= geo.size:
-            return False
+            return None
         values.append(value)
+    return values
+
+
+def _is_solution(puzzle: SudokuPuzzle, answer: str) -> bool:
+    values = _grid_values(puzzle, answer)
+    if values is None:
+        return False
+    geo = _geometry(puzzle.size)
     if any(given and given != value for given, value in zip(puzzle.grid, values)):
         return False
     # All values are in 1..N, so N distinct values in a unit is a permutation of 1..N.
@@ -560,11 +569,7 @@ class SudokuTask(Task):
 
     def well_formed(self, problem: SudokuPuzzle, answer: str) -> bool:
         """A full grid of digits 1..N, valid or not."""
-        if not isinstance(answer, str):
-            return False
-        text = answer.strip()
-        return len(text) == problem.size ** 2 and all(
-            1 <= _CELL_VALUE.get(char, 0) <= problem.size for char in text)
+        return _grid_values(problem, answer) is not None
 
     def group(self, problem: SudokuPuzzle) -> str:
         return f"givens={problem.givens}"
