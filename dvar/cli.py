@@ -10,7 +10,7 @@ from dvar import __version__
 from dvar.data import DataError
 from dvar.optional import MissingDependency
 
-COMMANDS = ("generate", "check", "solve", "train", "eval", "report", "analyze", "demo", "reproduce")
+COMMANDS = ("generate", "check", "solve", "train", "eval", "report", "analyze", "study", "demo", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # key=value items may follow the options (`dvar study run FILE --only x key=value`).
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or any("=" not in item or item.startswith("-") for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     try:
         return int(args.run(args) or 0)
     except (DataError, ValueError, KeyError, FileNotFoundError, MissingDependency) as err:

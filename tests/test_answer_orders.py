@@ -272,11 +272,12 @@ def test_ar_reverse_on_the_demo_path_task_mirrors_ar_forward(tmp_path, seed):
     # (README, Results). It is NOT >= 90% at every planning distance, as issue 11 expected:
     # on these graphs the shared node also has two predecessors, so at PD 0 (goal-side PD 2)
     # the reverse model must guess (58-61% measured), the mirror image of AR forward at PD 2.
-    from dvar.demo import DemoSettings, run_demo
+    from dvar import study as engine
 
-    result = run_demo(DemoSettings(seed=seed, controls=True), tmp_path / "demo", log=lambda _: None)
-    reverse = result.accuracy["ar-reverse"]
-    near = {key: acc for key, acc in reverse.items() if key.startswith("rpd=") and int(key[4:]) <= 1}
+    summary = engine.run_study(engine.load_study("demo"), tmp_path / "demo", seeds=[seed],
+                               roles=["main", "control"], log=lambda _: None)
+    reverse = summary["families"]["path"]["models"]["ar-reverse"]["decodings"]["own"]["test"]["by"]
+    near = {key: acc["mean"] for key, acc in reverse.items() if key.startswith("rpd=") and int(key[4:]) <= 1}
     assert near and all(acc >= 0.9 for acc in near.values()), reverse
 
 
@@ -294,16 +295,25 @@ def test_the_solver_order_figure_is_compared_with_solver_order_runs_only():
     assert rows[0][5] == "AR, solver-order training"
 
 
-def test_the_control_verdict_reads_ar_reverse_by_goal_side_planning_distance():
-    from dvar.demo import verdict
+def test_the_control_verdicts_read_ar_reverse_by_goal_side_planning_distance():
+    """The demo study's verdicts on AR reverse: it needs no look-ahead up to goal-side
+    planning distance 1, and mirrors AR forward's look-ahead from 2 on."""
+    from dvar import study as engine
+    from dvar.study.verdicts import family_verdicts
 
-    mdm = {"pd=0": 1.0, "pd=1": 1.0, "pd=2": 1.0}
-    ar = {"pd=0": 1.0, "pd=1": 1.0, "pd=2": 0.45}
-    mirror = {"pd=0": 0.58, "pd=1": 1.0, "pd=2": 1.0, "rpd=0": 1.0, "rpd=1": 1.0, "rpd=2": 0.58}
-    text = verdict({"mdm": mdm, "ar": ar, "ar-reverse": mirror})
-    assert "mirrors the look-ahead" in text and "below 75% at goal-side PD 2" in text
-    assert "One fixed order, either way, fails somewhere; the MDM solves every planning distance" in text
-    learned = {**mirror, "pd=0": 0.91, "rpd=2": 0.91}
-    assert "it learned that look-ahead" in verdict({"mdm": mdm, "ar": ar, "ar-reverse": learned})
-    untrained = {"pd=0": 0.5, "pd=1": 0.4, "pd=2": 0.3, "rpd=0": 0.3, "rpd=1": 0.4, "rpd=2": 0.5}
-    assert "has not learned its lookups" in verdict({"mdm": mdm, "ar": ar, "ar-reverse": untrained})
+    def model(label, role, **by):
+        seeds = {"0": {"accuracy": 0.0, "by": {k.replace("_", "="): v for k, v in by.items()}}}
+        return {"label": label, "role": role, "decodings": {"own": {"test": {"seeds": seeds}}}}
+
+    fam = {"models": {"mdm": model("MDM", "main", pd_0=1.0, pd_1=1.0, pd_2=1.0),
+                      "ar": model("AR", "main", pd_0=1.0, pd_1=1.0, pd_2=0.45),
+                      "ar-reverse": model("AR reverse", "control", pd_0=0.58, pd_1=1.0, pd_2=1.0,
+                                          rpd_0=1.0, rpd_1=1.0, rpd_2=0.58)}}
+    verdicts = family_verdicts(engine.load_study("demo"), "path", fam)
+    assert verdicts["finding"]["per_seed"]["0"]["shown"]
+    assert verdicts["reverse_lookups"]["per_seed"]["0"]["shown"]  # rpd 0-1 >= 90%
+    assert verdicts["reverse_mirror"]["per_seed"]["0"]["shown"]  # rpd 2 < 75%: the mirror
+    assert "mirrors the look-ahead" in verdicts["reverse_mirror"]["verdict"]
+    fam["models"]["ar-reverse"]["decodings"]["own"]["test"]["seeds"]["0"]["by"]["rpd=1"] = 0.4
+    lookups = family_verdicts(engine.load_study("demo"), "path", fam)["reverse_lookups"]
+    assert lookups["per_seed"]["0"]["reasons"] == ["AR reverse below 90% at rpd=1"]

@@ -1,0 +1,86 @@
+"""`dvar study run|plan|summary FILE`: a study file (configs/studies/) run by the engine."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def ints(text: str) -> list[int]:
+    try:
+        return [int(part) for part in names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def add_selection(parser: argparse.ArgumentParser) -> None:
+    """The flags every study command shares: which families, models, seeds, budgets."""
+    parser.add_argument("--only", type=names, default=None, metavar="FAMILY,...",
+                        help="only these of the study's families (default: all)")
+    parser.add_argument("--seeds", type=ints, default=None, help="seeds, comma-separated (default: the study's)")
+    parser.add_argument("--roles", type=names, default=None, metavar="ROLE,...",
+                        help="model roles to run (default: the study's `roles`), e.g. main,paper-ratio,control,recipe")
+    parser.add_argument("--models", type=names, default=None, metavar="NAME,...",
+                        help="only these models, whatever their role")
+    parser.add_argument("--quick", action="store_true", help="the study's quick seeds and quick_steps")
+    parser.add_argument("--steps", type=int, default=0, help="training steps of every family (default: the study's)")
+    parser.add_argument("--out", default="", help="output folder (default: ./studies/NAME)")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "study", help="run, plan or summarise a study file (configs/studies/*.yaml)",
+        description=(
+            "A study is a YAML file (configs/studies/: demo, miniature, answer-orders, paper-gpu,\n"
+            "or your own; docs/studies.md has its keys): task families with their data, models,\n"
+            "decodings, seeds and verdicts. `run` generates the data, trains and evaluates every\n"
+            "job with the functions `dvar train` and `dvar eval` call, then writes DIR/results.md,\n"
+            "DIR/study.json and a plot per family; finished runs and evaluations are reused and a\n"
+            "killed run resumes from its last checkpoint. `plan` lists the jobs with their steps,\n"
+            "tokens and FLOPs without running anything. `summary` rebuilds the report from what is\n"
+            "on disk. key=value items override the run config of every job (dvar train keys)."),
+        epilog="examples:\n  dvar study plan miniature\n  dvar study run miniature --only sudoku --seeds 0,1,2\n"
+        "  dvar study run configs/studies/demo.yaml --out demo diffusion.time_weighting=elbo\n"
+        "  dvar study summary miniature --out docs/studies/2026-12-02-reproduce/runs",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (("run", "data, training, evaluation, report"), ("plan", "the jobs, without running"),
+                         ("summary", "rebuild results.md and study.json from the files under --out")):
+        sub = actions.add_parser(action, help=text)
+        sub.add_argument("study", help="a study file, or a name under configs/studies/ (e.g. miniature)")
+        sub.add_argument("overrides", nargs="*", metavar="key=value")
+        add_selection(sub)
+        if action == "run":
+            sub.add_argument("--workers", type=int, default=0,
+                             help="models trained at once, the cores split between them (default: all cores)")
+            sub.add_argument("--train-size", type=int, default=0, help="training problems per seed")
+            sub.add_argument("--test-size", type=int, default=0, help="test problems per seed")
+            sub.add_argument("--data-scale", type=float, default=1.0,
+                             help="paper data sets: fraction of the paper's sizes (for tests)")
+        sub.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dvar import study as engine
+
+    spec = engine.load_study(args.study)
+    out = Path(args.out or f"studies/{spec.name}")
+    selection = dict(only=args.only, roles=args.roles, models=args.models, quick=args.quick, steps=args.steps)
+    if args.action == "plan":
+        jobs = engine.plan(spec, out, args.seeds, overrides=args.overrides, **selection)
+        print(engine.format_plan(jobs))
+        return 0
+    if args.action == "summary":
+        seeds = args.seeds or list(spec.seeds)
+        summary = engine.summarize(spec, out, seeds, only=args.only, quick=args.quick, steps=args.steps)
+        engine.write_report(out, summary, seeds)
+        print(f"wrote {out}/results.md and study.json")
+        return 0
+    engine.run_study(spec, out, args.seeds, overrides=args.overrides, train_size=args.train_size,
+                     test_size=args.test_size, workers=args.workers, data_scale=args.data_scale, **selection)
+    return 0

@@ -1,0 +1,199 @@
+"""Plan a study: (study, seeds, selections, `key=value` overrides) -> the jobs to run.
+
+A job is one model of one family and seed: its complete run config (what `dvar train`
+gets), the data files it is evaluated on and with which decodings. Planning reads no
+data and trains nothing; `dvar study plan` prints the jobs with their steps, tokens and
+estimated training FLOPs.
+
+    DIR/FAMILY/seedS/data/{train,test}.jsonl     generated per family and seed
+    DIR/data/NAME/                               a paper data set (`paper:` families)
+    DIR/FAMILY/seedS/runs/MODEL/                 a run directory (dvar.rundir)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dvar.config import Config, ConfigError, _set, load_config
+from dvar.study.spec import ROOT, Decoding, Family, Model, Study, flatten, public_dir
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    family: Family
+    seed: int
+    model: Model
+    config: Config  # the run config, before the trainer resolves cutoff etc. from the data
+    tests: tuple[tuple[str, tuple[Decoding, ...]], ...]  # (data file, decodings), held-out test first
+    decode_steps: int  # MDM decoding steps; 0: one answer token per step
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.config.out_dir)
+
+    @property
+    def name(self) -> str:
+        return f"{self.family.name}/seed{self.seed}/{self.model.name}"
+
+
+def seed_dir(out: Path, family: str, seed: int) -> Path:
+    return out / family / f"seed{seed}"
+
+
+def data_files(family: Family, seed: int, out: Path) -> dict[str, Any]:
+    """Where a family's data live: train, the held-out tests (stems), the public sets."""
+    if family.paper:
+        from dvar.paper import DATASETS
+
+        dataset = next(d for d in DATASETS if d.name == family.paper)
+        folder = out / "data" / family.paper
+        tests = [str(folder / f"{stem}.jsonl") for stem in dataset.tests]
+        train = str(folder / "train.jsonl")
+    else:
+        folder = seed_dir(out, family.name, seed) / "data"
+        train, tests = str(folder / "train.jsonl"), [str(folder / "test.jsonl")]
+    public = public_dir()
+    publics = [str(public / name) for name in family.public if public is not None and (public / name).is_file()]
+    return {"train": train, "tests": tests, "public": publics}
+
+
+def plan(study: Study, out: str | Path, seeds: list[int] | None = None, only: list[str] | None = None,
+         roles: list[str] | None = None, models: list[str] | None = None, overrides: list[str] = (),
+         quick: bool = False, steps: int = 0) -> list[Job]:
+    """Every job of the study: families `only` (default all), models of `roles` (default
+    the study's) or named in `models`, `overrides` (run-config key=value) on every job."""
+    out = Path(out)
+    seeds = list(seeds if seeds is not None else (study.quick_seeds if quick else study.seeds))
+    for name in only or ():
+        study.family(name)
+    known = {m.name for f in study.families for m in f.models}
+    unknown = sorted(set(models or ()) - known)
+    if unknown:
+        raise ConfigError(f"{study.path}: no model {unknown[0]!r}; the study has {', '.join(sorted(known))}")
+    roles = list(roles or study.roles)
+    jobs = []
+    for family in study.families:
+        if only and family.name not in only:
+            continue
+        base_steps = steps or (family.quick_steps if quick and family.quick_steps else family.steps)
+        for seed in seeds:
+            files = data_files(family, seed, out)
+            for model in family.models:
+                if models and model.name not in models or not models and model.role not in roles:
+                    continue
+                cfg = job_config(study, family, model, seed, base_steps, files["train"],
+                                 seed_dir(out, family.name, seed) / "runs" / model.name, overrides)
+                tests = [(test, model.decodings) for test in files["tests"]]
+                if model.public_decodings:
+                    tests += [(public, model.public_decodings) for public in files["public"]]
+                jobs.append(Job(family, seed, model, cfg, tuple(tests), family.decode_steps))
+    return jobs
+
+
+def job_config(study: Study, family: Family, model: Model, seed: int, base_steps: int, train_file: str,
+               run_dir: Path, overrides: list[str] = ()) -> Config:
+    """Recipe files <- the study's run <- the family's <- the model's <- overrides <- the job's."""
+    recipes = [ROOT / path.format(family=family.name) for path in model.config]
+    cfg = load_config(recipes if len(recipes) > 1 else (recipes[0] if recipes else None))
+    for source, values in ((f"{study.path}: run", study.run), (f"family {family.name}", family.run),
+                           (f"model {model.name}", model.run)):
+        for key, value in flatten(values).items():
+            _set(cfg, key, value, source)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} is not key=value")
+        _set(cfg, key.strip(), yaml.safe_load(text) if text else "", "command line")
+    cfg = dataclasses.replace(cfg, task=family.task, objective=model.objective, seed=seed,
+                              out_dir=str(run_dir), resume=False)
+    cfg.data.train = train_file
+    cfg.data.answer_order = model.order
+    if base_steps:  # a step budget of the study's (else each recipe's epochs)
+        job_steps = max(1, round(base_steps * model.steps_factor))
+        cfg.train.max_steps = job_steps
+        cfg.train.warmup_steps = min(100 if cfg.train.warmup_steps < 0 else cfg.train.warmup_steps,
+                                     max(1, job_steps // 10))
+        cfg.train.log_every = max(1, min(50, job_steps // 10))
+        if study.checkpoints:  # a killed study resumes from the last of these
+            cfg.train.save_every = max(1, job_steps // study.checkpoints)
+    return cfg
+
+
+# ---------------------------------------------------------------------- estimates
+def estimate(job: Job, sizes: dict[str, int] | None = None) -> dict[str, Any]:
+    """Steps, tokens (steps x batch x cutoff) and training FLOPs of a job, before its data
+    exist: the cutoff from 64 drawn problems (or the config), parameters from the size."""
+    from dvar.model import SIZES
+
+    cfg = job.config
+    steps = cfg.train.max_steps
+    if not steps:
+        n = (sizes or paper_sizes()).get(job.family.paper, job.family.train_size)
+        steps = max(1, math.ceil(cfg.train.epochs * max(1, n - cfg.data.valid_size) / cfg.train.batch_size))
+    cutoff = cfg.data.cutoff or _drawn_cutoff(job.family)
+    shape = dict(SIZES.get(cfg.model, {}))
+    for key in ("n_layer", "n_embd", "n_head"):
+        if getattr(cfg.arch, key, 0):
+            shape[key] = getattr(cfg.arch, key)
+    tokens = steps * cfg.train.batch_size * cutoff
+    flops = None
+    if shape:
+        flops = tokens * training_flops_per_token(shape["n_layer"], shape["n_embd"], cutoff)
+    return {"job": job.name, "model": cfg.model, "steps": steps, "batch_size": cfg.train.batch_size,
+            "cutoff": cutoff, "tokens": tokens, "flops": flops}
+
+
+def paper_sizes(scale: float = 1.0) -> dict[str, int]:
+    """Training problems of each of the paper's data sets at `scale`."""
+    from dvar.paper import DATASETS
+
+    return {d.name: max(1, round(d.train_size * scale)) for d in DATASETS}
+
+
+def training_flops_per_token(n_layer: int, n_embd: int, cutoff: int) -> float:
+    """6 N (N ≈ 12 n_layer n_embd^2 non-embedding parameters) + 12 n_layer n_embd cutoff
+    for attention: the count training records in compute.json (`dvar.rundir.compute_record`)."""
+    return 6 * 12 * n_layer * n_embd**2 + 12 * n_layer * n_embd * cutoff
+
+
+_CUTOFFS: dict[tuple, int] = {}
+
+
+def _drawn_cutoff(family: Family) -> int:
+    from dvar.generation import generate
+    from dvar.tasks import get_task
+
+    key = (family.task, family.paper, repr(sorted(family.options.items())))
+    if key not in _CUTOFFS:
+        task = get_task(family.task)
+        options = family.options
+        if family.paper:
+            from dvar.paper import DATASETS
+
+            options = next(d for d in DATASETS if d.name == family.paper).options
+        rows = generate(task, 64, 0, task.make_options(**options))
+        _CUTOFFS[key] = max(len(r["input"]) + len(r["output"]) + 2 for r in rows)
+    return _CUTOFFS[key]
+
+
+def format_plan(jobs: list[Job], sizes: dict[str, int] | None = None) -> str:
+    """Markdown: one row per job with steps, tokens and FLOPs, then the totals."""
+    lines = ["| job | model | steps × batch | cutoff (≈) | tokens | training FLOPs | evaluations |",
+             "|---|---|---|---|---|---|---|"]
+    total_tokens, total_flops = 0, 0.0
+    for job in jobs:
+        e = estimate(job, sizes)
+        total_tokens += e["tokens"]
+        total_flops += e["flops"] or 0.0
+        evals = sum(len(decodings) for _, decodings in job.tests)
+        flops = f"{e['flops']:.3g}" if e["flops"] else "?"
+        lines.append(f"| {job.name} | {e['model']} | {e['steps']} × {e['batch_size']} | {e['cutoff']} | "
+                     f"{e['tokens']:.3g} | {flops} | {evals} |")
+    lines.append(f"\n{len(jobs)} job(s); {total_tokens:.3g} training tokens, {total_flops:.3g} FLOPs in all "
+                 "(6 N per token plus attention; cutoff estimated from 64 drawn problems).")
+    return "\n".join(lines)

@@ -1,0 +1,198 @@
+"""Run a study's jobs: data, training, evaluation, through the functions `dvar generate`,
+`dvar train` and `dvar eval` call — no second training loop, no second evaluator.
+
+Resumable at every level: generated data (its done.json), a finished run (its weights)
+and a finished evaluation (its metrics.json, written last and atomically) are reused; a
+run killed after a checkpoint resumes from it; a run directory trained with other
+settings is an error, never silently reused (`dvar.rundir`).
+
+On a CPU the jobs run in worker processes (one pool, the cores split between them,
+longest job first); where GPUs are visible each training is one `torchrun` over all of
+them, one job after another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from dvar.study.plan import Job, data_files, estimate, seed_dir
+from dvar.study.spec import Decoding, Family
+
+
+def say(text: str) -> None:
+    print(text, flush=True)  # a long study's progress reaches a log file as it happens
+
+
+# ---------------------------------------------------------------------- data
+def make_data(family: Family, seed: int, out: Path, train_size: int = 0, test_size: int = 0,
+              data_scale: float = 1.0) -> dict[str, Any]:
+    """A family's data for one seed, generated once (then reused): training problems that
+    are never one of the family's public test sets, then held-out test problems that
+    never occur in training (canonical forms compared, no repeats). A `paper:` family
+    reads one of the paper's data sets (`dvar generate paper`), shared by every seed."""
+    from dvar.data import read_examples, write_jsonl
+    from dvar.generation import generate
+    from dvar.tasks import get_task
+
+    files = data_files(family, seed, out)
+    folder = Path(files["train"]).parent
+    done = folder / "done.json"
+    if done.is_file():
+        info = json.loads(done.read_text())
+        if not family.paper or info.get("scale") == data_scale:
+            return info
+    start = time.perf_counter()
+    if family.paper:
+        from dvar.generation import default_workers
+        from dvar.paper import generate_paper
+
+        generate_paper(out / "data", seed=0, scale=data_scale, workers=default_workers(), only=[family.paper])
+        info = {**files, "scale": data_scale}
+    else:
+        task = get_task(family.task)
+        options = task.make_options(**family.options)
+        exclude = set()
+        for public in files["public"]:
+            exclude |= {task.canonical(ex.problem) for ex in read_examples(public, task)}
+        train_rows = generate(task, train_size or family.train_size, seed, options, exclude=exclude)
+        seen = {task.canonical(task.parse_input(row["input"])) for row in train_rows}
+        test_rows = generate(task, test_size or family.test_size, 1_000_000 + seed, options,
+                             exclude=seen, unique=True)
+        write_jsonl(files["train"], train_rows)
+        write_jsonl(files["tests"][0], test_rows)
+        info = {"train": files["train"], "test": files["tests"][0], "public": files["public"],
+                "train_size": len(train_rows), "test_size": len(test_rows)}
+    info["seconds"] = round(time.perf_counter() - start, 2)
+    done.write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+# ---------------------------------------------------------------------- one job
+def train_if_needed(job: Job) -> float | None:
+    """Reuse a finished run, resume a killed one, else train; the training seconds, or
+    None when the run was reused. GPUs visible: one torchrun over all of them."""
+    import torch
+
+    from dvar.rundir import RunDir
+
+    state = RunDir(job.run_dir).state(job.config)
+    if state == "finished":
+        return None
+    cfg = dataclasses.replace(job.config, resume=state == "resumable")
+    start = time.perf_counter()
+    gpus = torch.cuda.device_count()
+    if gpus:
+        from dvar.config import save_config
+
+        job.run_dir.parent.mkdir(parents=True, exist_ok=True)
+        plan_file = job.run_dir.parent / f"{job.model.name}.job.yaml"
+        save_config(cfg, plan_file)
+        launcher = ["torchrun", "--standalone", f"--nproc_per_node={gpus}"] if gpus > 1 else [sys.executable]
+        subprocess.run([*launcher, "-m", "dvar", "train", str(plan_file)], check=True)
+    else:
+        from dvar.trainer import train
+
+        train(cfg)
+    return time.perf_counter() - start
+
+
+def evaluate_into(run: Any, job: Job, data_file: str, decoding: Decoding) -> float | None:
+    """`dvar eval RUN --data FILE [--decoder ...]` into the run's eval directory for this
+    decoding (reused when done); the seconds it took, or None when reused."""
+    from dvar.data import read_examples
+    from dvar.evaluate import evaluate, save_evaluation
+    from dvar.rundir import RunDir
+
+    out = RunDir(job.run_dir).eval_dir(data_file, decoding.name)
+    if (out / "metrics.json").is_file():
+        return None
+    examples = read_examples(data_file, run.task, need_output=True)
+    steps = (job.decode_steps or run.config.data.max_new_tokens) if job.model.objective == "mdm" else 0
+    result = evaluate(run, examples, decoder=decoding.decoder, steps=steps, seed=job.seed,
+                      source=data_file, decoder_settings=decoding.settings_dict or None)
+    save_evaluation(result, out)
+    return result.metrics["seconds"]
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Train (unless done) and evaluate one job; its wall times."""
+    from dvar.evaluate import load_run
+
+    train_seconds = train_if_needed(job)
+    if train_seconds is not None:  # the study's own record of the training's wall time
+        (job.run_dir / "study-train.json").write_text(json.dumps({"seconds": round(train_seconds, 1)}) + "\n")
+    run = None
+    evals = {}
+    for data_file, decodings in job.tests:
+        for decoding in decodings:
+            if run is None and not (job.run_dir / "eval").joinpath(
+                    f"{Path(data_file).stem}-{decoding.name}", "metrics.json").is_file():
+                run = load_run(job.run_dir)
+            if run is not None:
+                evals[f"{Path(data_file).stem}-{decoding.name}"] = evaluate_into(run, job, data_file, decoding)
+    return {"job": job.name, "train_seconds": train_seconds, "eval_seconds": evals}
+
+
+# ---------------------------------------------------------------------- the pool
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_jobs(jobs: list[Job], workers: int = 1, log: Callable[[str], None] = say) -> list[dict[str, Any]]:
+    """Every job, longest first, on `workers` processes (the cores split between them)."""
+    import torch
+
+    ordered = sorted(jobs, key=lambda job: -estimate(job)["tokens"] * _cost_factor(job))
+    results: list[dict[str, Any]] = []
+
+    def done(job: Job, result: dict[str, Any], left: int) -> None:
+        took = result["train_seconds"]
+        results.append(result)
+        log(f"done: {job.name} ({'reused' if took is None else f'trained in {took:.0f} s'}; "
+            f"{left} job(s) left)")
+
+    if workers <= 1 or len(ordered) <= 1 or torch.cuda.device_count():
+        for index, job in enumerate(ordered):
+            done(job, run_job(job), len(ordered) - index - 1)
+        return results
+    threads = max(1, torch.get_num_threads() // workers)
+    context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(threads,)) as pool:
+        pending = {pool.submit(run_job, job): job for job in ordered}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                job = pending.pop(future)
+                done(job, future.result(), len(pending))
+    return results
+
+
+def _cost_factor(job: Job) -> float:
+    """Small models are slower per token than their FLOPs say (scheduling only)."""
+    return 2.0 if job.config.model == "micro" else 1.0
+
+
+def prepare_data(jobs: list[Job], out: Path, train_size: int = 0, test_size: int = 0,
+                 data_scale: float = 1.0) -> dict[str, Any]:
+    """Generate (or reuse) the data of every (family, seed) the jobs need."""
+    data = {}
+    for job in jobs:
+        key = f"{job.family.name}/seed{job.seed}"
+        if key not in data:
+            data[key] = make_data(job.family, job.seed, out, train_size, test_size, data_scale)
+    return data
+
+
+__all__ = ["make_data", "prepare_data", "run_job", "run_jobs", "seed_dir", "train_if_needed"]

@@ -1,0 +1,149 @@
+"""Verdicts a study file asks for, computed from the per-seed numbers of its summary.
+
+    {kind: compare, a: mdm/topk, b: ar/greedy}        who is ahead on every seed
+    {kind: compare, a: mdm/topk, b_role: control}     ... against each model of a role
+    {kind: bars, group: pd, bars: [{model: mdm/topk, at_least: 0.9},
+                                   {model: ar/greedy, from: 2, below: 0.75}]}
+                                                      a finding, seed by seed
+    {kind: well_formed, models: {mdm: topk, ar: greedy}, bar: 0.95}
+                                                      the answer's form learned
+
+A reference is MODEL/DECODING, read on the family's held-out test set ("test"). A
+compare verdict is listed when both of its models were trained (or `always: true`); a
+verdict may be limited to some `families`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TIE = 0.02  # an accuracy difference within 2 points on a seed is a tie
+
+
+def per_seed(fam: dict[str, Any], ref: str, stem: str = "test") -> dict[str, dict]:
+    model, _, decoding = ref.partition("/")
+    try:
+        return fam["models"][model]["decodings"][decoding][stem]["seeds"]
+    except KeyError:
+        return {}
+
+
+def _points(diffs: list[float]) -> str:
+    return ", ".join(f"{100 * d:+.1f}" for d in diffs) + " points"
+
+
+def compare(a: dict[str, dict], b: dict[str, dict], label_a: str, label_b: str) -> dict[str, Any]:
+    """`a` against `b` seed by seed: who is ahead (more than TIE) on every seed, or mixed."""
+    seeds = sorted(set(a) & set(b), key=int)
+    diffs = [a[s]["accuracy"] - b[s]["accuracy"] for s in seeds]
+    if not diffs:
+        return {"verdict": "not measured", "seeds": [], "diffs": []}
+    if all(d > TIE for d in diffs):
+        text = f"{label_a} ahead on every seed ({_points(diffs)})"
+    elif all(d < -TIE for d in diffs):
+        text = f"{label_b} ahead on every seed ({_points([-d for d in diffs])})"
+    else:
+        text = f"not shown: no side ahead on every seed ({label_a} − {label_b}: {_points(diffs)})"
+    return {"verdict": text, "seeds": seeds, "diffs": diffs}
+
+
+def _group_value(key: str, group: str) -> int | None:
+    name, sep, value = key.partition("=")
+    if not sep or name != group:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _bar_fails(by: dict[str, float], bar: dict[str, Any], group: str) -> list[str]:
+    """The breakdown keys of `group` in the bar's range where the bar does not hold."""
+    failing = []
+    for key, accuracy in by.items():
+        value = _group_value(key, group)
+        if value is None or value < bar.get("from", value) or value > bar.get("upto", value):
+            continue
+        if "at_least" in bar and accuracy < bar["at_least"] or "below" in bar and accuracy >= bar["below"]:
+            failing.append(key)
+    return failing
+
+
+def bars(fam: dict[str, Any], spec: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    """Every bar on every seed that has all the bars' models: shown where all hold."""
+    group = spec["group"]
+    series = [(bar, per_seed(fam, bar["model"])) for bar in spec["bars"]]
+    seeds = sorted(set.intersection(*(set(s) for _, s in series)), key=int) if series else []
+    results = {}
+    for seed in seeds:
+        reasons = []
+        for bar, by_seed in series:
+            failing = _bar_fails(by_seed[seed]["by"], bar, group)
+            if failing:
+                model = labels.get(bar["model"].split("/")[0], bar["model"])
+                rule = (f"below {100 * bar['at_least']:.0f}%" if "at_least" in bar
+                        else f"at or above {100 * bar['below']:.0f}%")
+                reasons.append(f"{model} {rule} at {', '.join(failing)}")
+        results[seed] = {"shown": not reasons, "reasons": reasons}
+    shown = [s for s, v in results.items() if v["shown"]]
+    text = f"shown on {len(shown)} of {len(results)} seeds ({spec.get('says', 'every bar held')})"
+    if len(shown) < len(results) or not results:
+        text = "not shown on every seed: " + text
+    return {"verdict": text, "per_seed": results}
+
+
+def well_formed(fam: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """Did the models learn the answer's form (>= bar well-formed on every seed)?"""
+    bar = float(spec.get("bar", 0.95))
+    low = {}
+    for name, decoding in spec["models"].items():
+        slot = fam["models"].get(name, {}).get("decodings", {}).get(decoding, {}).get("test")
+        formed = slot and slot.get("well_formed")
+        if formed and formed["min"] < bar:
+            low[name] = formed["min"]
+    who = "both write" if len(spec["models"]) == 2 else "every model writes"
+    if not low:
+        return {"verdict": f"{who} >= {100 * bar:.0f}% well-formed answers on every seed", "low": low}
+    return {"verdict": "format NOT learned on every seed: " + ", ".join(
+        f"{n.upper()} {100 * v:.1f}% well-formed at worst" for n, v in low.items()), "low": low}
+
+
+def family_verdicts(study: Any, family: str, fam: dict[str, Any]) -> dict[str, Any]:
+    """The study's verdicts for one family's summary: name -> {label, verdict, ...}."""
+    labels = {name: entry["label"] for name, entry in fam["models"].items()}
+    present = set(fam["models"])
+    out: dict[str, Any] = {}
+    for spec in study.verdicts:
+        if spec.get("families") and family not in spec["families"]:
+            continue
+        kind = spec["kind"]
+        if kind == "compare":
+            a_model = spec["a"].split("/")[0]
+            if spec.get("b_role"):
+                for name, entry in fam["models"].items():
+                    if entry["role"] == spec["b_role"]:
+                        result = compare(per_seed(fam, spec["a"]), per_seed(fam, f"{name}/{_first(entry)}"),
+                                         spec.get("a_label", labels.get(a_model, a_model)), entry["label"])
+                        out[f"{spec['name']}_{name}"] = {
+                            "label": f"{spec.get('label', labels.get(a_model, a_model))} vs {entry['label']}",
+                            **result}
+                continue
+            b_model = spec["b"].split("/")[0]
+            if not spec.get("always") and not {a_model, b_model} <= present:
+                continue
+            result = compare(per_seed(fam, spec["a"]), per_seed(fam, spec["b"]),
+                             spec.get("a_label", labels.get(a_model, a_model)),
+                             spec.get("b_label", labels.get(b_model, b_model)))
+        elif kind == "bars":
+            if not {bar["model"].split("/")[0] for bar in spec["bars"]} <= present:
+                continue
+            result = bars(fam, spec, labels)
+        else:
+            result = well_formed(fam, spec)
+        out[spec["name"]] = {"label": spec.get("label", spec["name"]), **result}
+    return out
+
+
+def _first(entry: dict[str, Any]) -> str:
+    """A model's first decoding (the one a role-wide comparison reads)."""
+    return next(iter(entry["decodings"]), "")
