@@ -56,5 +56,9 @@ def run(args: argparse.Namespace) -> int:
         study, args.out, seeds=[args.seed], roles=["main", "control"] if args.controls else None,
         overrides=[f"model={args.model}"] if args.model else [], steps=args.steps,
         train_size=args.train_size, test_size=args.test_size)
-    print("\n".join(family_markdown(summary["families"][family.name], family.name, [args.seed])))
+    fam = summary["families"][family.name]
+    print("\n".join(family_markdown(fam, family.name, [args.seed])))
+    for verdict in fam["verdicts"].values():  # why a bar was missed, in words
+        for reason in (r for seed in verdict.get("per_seed", {}).values() for r in seed.get("reasons", [])):
+            print(f"{verdict['label']}: {reason}")
     return 0

@@ -125,8 +125,11 @@ def evaluate_into(run: Any, job: Job, data_file: str, decoding: Decoding) -> flo
 
 def run_job(job: Job) -> dict[str, Any]:
     """Train (unless done) and evaluate one job; its wall times."""
+    import torch
+
     from dvar.evaluate import load_run
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     train_seconds = train_if_needed(job)
     if train_seconds is not None:  # the study's own record of the training's wall time
         (job.run_dir / "study-train.json").write_text(json.dumps({"seconds": round(train_seconds, 1)}) + "\n")
@@ -136,7 +139,7 @@ def run_job(job: Job) -> dict[str, Any]:
         for decoding in decodings:
             if run is None and not (job.run_dir / "eval").joinpath(
                     f"{Path(data_file).stem}-{decoding.name}", "metrics.json").is_file():
-                run = load_run(job.run_dir)
+                run = load_run(job.run_dir, device)
             if run is not None:
                 evals[f"{Path(data_file).stem}-{decoding.name}"] = evaluate_into(run, job, data_file, decoding)
     return {"job": job.name, "train_seconds": train_seconds, "eval_seconds": evals}
