@@ -46,7 +46,7 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 on GPUs that have it, else fp32) | fp32 | bf16 | fp16
     log_every: int = 10
     # auto: a progress bar on a terminal, else a log line every log_every steps | bar |
-    # log | off (no per-step output)
+    # log | quiet (no per-step output)
     progress: str = "auto"
     eval_every: int = 0  # validation loss + decoded accuracy every N steps; 0: at the end only
     eval_size: int = 128  # validation examples decoded for accuracy

@@ -182,8 +182,8 @@ def train_side_by_side(configs: dict[str, Config]) -> dict[str, Path]:
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
     with ProcessPoolExecutor(len(configs), mp_context=context, initializer=_init_worker,
                              initargs=(threads, context.RLock())) as pool:
-        futures = {name: pool.submit(train, cfg, bar_position=index)
-                   for index, (name, cfg) in enumerate(configs.items())}
+        futures = {name: pool.submit(train, cfg)
+                   for name, cfg in configs.items()}
         return {name: future.result() for name, future in futures.items()}
 
 

@@ -325,7 +325,7 @@ def train_if_needed(cfg, bar_position: int = 0) -> tuple[Path, float | None]:
         return out, None
     cfg = dataclasses.replace(cfg, resume=state == "resume")
     start = time.perf_counter()
-    train(cfg, bar_position=bar_position)
+    train(cfg)
     return out, time.perf_counter() - start
 
 

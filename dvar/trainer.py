@@ -10,7 +10,10 @@ One straight loop for both objectives. What makes it reproducible and resumable:
 - the loss of a step is normalised by the number of loss positions in the whole global
   batch (all processes, all accumulation steps), so 1 process with accumulation and N
   processes give the same update.
-Checkpoints (model, optimizer, schedule, step) are written atomically (`dvar.checkpoint`).
+Checkpoints (model, optimizer, schedule, step, training seconds) are written atomically
+(`dvar.checkpoint`); what the run directory holds at the end is `dvar.rundir`'s (weights,
+config.yaml, compute.json). The data as tensors and the data order are `dvar.batches`;
+processes, seeds, the clock and the per-step output (`train.progress`) `dvar.runtime`.
 Several processes: launch with `torchrun`; gradients are averaged by PyTorch's
 DistributedDataParallel (NCCL on GPUs, gloo on CPUs).
 """
@@ -22,9 +25,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
-import random
-import sys
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,114 +32,25 @@ from typing import Any, NamedTuple
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
+from dvar.batches import DataOrder, EncodedData, Tokenizer, encode, new_problems, split_valid
 from dvar.checkpoint import load_checkpoint, save_checkpoint
 from dvar.config import Config, ConfigError, save_config, to_dict
-from dvar.data import Example, read_examples, written_answers
+from dvar.data import read_examples, written_answers
 from dvar.evaluate import Run, build_objective, evaluate
 from dvar.hf import HFBackbone, HFTokenizer, build_backbone, check_dependencies, hf_path
 from dvar.model import SIZES, Transformer, model_config
 from dvar.objectives import Objective, objective_names
 from dvar.rundir import (COMPUTE_FILE, CONFIG_FILE, HF_SUBDIR, WEIGHTS_FILE, RunDir, compute_record,
                          save_model)
+from dvar.runtime import (PROGRESS, Dist, LossWindow, Progress, TrainClock, agree, barrier, device_for,
+                          init_distributed, seed_of)
 from dvar.tasks import get_task
 from dvar.tokenizer import DEFAULT_CHARS, CharTokenizer
 from dvar.tracking import Tracker, check_report_to, open_tracker
 
 LOG_FILE = "train_log.jsonl"
 EVAL_LOG_FILE = "eval_log.jsonl"
-PROGRESS = ("auto", "bar", "log", "off")  # train.progress
-
-
-# ----------------------------------------------------------------------------- data
-@dataclasses.dataclass
-class EncodedData:
-    """Every example of a split as one tensor of token ids plus answer spans."""
-
-    examples: list[Example]
-    ids_NxL: torch.Tensor  # int64
-    answer_start_N: torch.Tensor
-    answer_end_N: torch.Tensor
-    duplicates_removed: int = 0  # examples dropped because their problem is a training one
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def batch(self, index_B: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
-        return {
-            "input_ids": self.ids_NxL[index_B].to(device, non_blocking=True),
-            "answer_start": self.answer_start_N[index_B].to(device, non_blocking=True),
-            "answer_end": self.answer_end_N[index_B].to(device, non_blocking=True),
-        }
-
-
-Tokenizer = CharTokenizer | HFTokenizer
-
-
-def encode(examples: list[Example], tokenizer: Tokenizer, cutoff: int, source: str,
-           answers: list[str] | None = None) -> EncodedData:
-    """Token ids of `input SEP answer EOS` per example; `answers` (default: the gold
-    outputs) is what the model is trained to write, e.g. the gold in another order."""
-    answers = [ex.output for ex in examples] if answers is None else answers
-    rows = [
-        tokenizer.encode_example(ex.input, answer, cutoff, name=f"{source}:{ex.line}")
-        for ex, answer in zip(examples, answers)
-    ]
-    spans = [tokenizer.answer_span(ex.input, answer) for ex, answer in zip(examples, answers)]
-    return EncodedData(
-        examples, torch.tensor(rows, dtype=torch.long),
-        torch.tensor([start for start, _ in spans]), torch.tensor([end for _, end in spans]),
-    )
-
-
-def _split_valid(cfg: Config, examples: list[Example]) -> tuple[list[Example], list[Example]]:
-    count = cfg.data.valid_size
-    if count <= 0:
-        return examples, []
-    if count >= len(examples):
-        raise ConfigError(f"data.valid_size={count} leaves no training data ({len(examples)} examples)")
-    order = list(range(len(examples)))
-    random.Random(f"valid:{cfg.seed}").shuffle(order)
-    held = set(order[:count])
-    return ([ex for i, ex in enumerate(examples) if i not in held],
-            [ex for i, ex in enumerate(examples) if i in held])
-
-
-# ----------------------------------------------------------------------------- distributed
-@dataclasses.dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed() -> Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def _device(d: Dist) -> torch.device:
-    if torch.cuda.is_available():
-        torch.cuda.set_device(d.local_rank)
-        return torch.device("cuda", d.local_rank)
-    return torch.device("cpu")
-
-
-def _seed(*parts: int) -> int:
-    """A 63-bit seed from integers (stable across runs and processes)."""
-    value = 0x9E3779B97F4A7C15
-    for part in parts:
-        value = (value ^ (part + 0x9E3779B97F4A7C15 + (value << 6) + (value >> 2))) & (2**63 - 1)
-    return value
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -244,7 +155,7 @@ def resolve(cfg: Config) -> Resolved:
         valid_examples = read_examples(cfg.data.valid, task, need_output=True)
         valid_source = cfg.data.valid
     else:
-        train_examples, valid_examples = _split_valid(cfg, train_examples)
+        train_examples, valid_examples = split_valid(cfg, train_examples)
         valid_source = cfg.data.train
     order = cfg.data.answer_order
     train_answers = written_answers(task, train_examples, order, cfg.seed, cfg.data.train)
@@ -260,8 +171,7 @@ def resolve(cfg: Config) -> Resolved:
         cfg.data.max_new_tokens = max(end - start for start, end in spans)
     if cfg.diffusion.shift is None:  # the causal-LM convention for pretrained causal LMs
         cfg.diffusion.shift = hf_path(cfg.model) is not None
-    seen = {task.canonical(ex.problem) for ex in train_examples}
-    kept = [i for i, ex in enumerate(valid_examples) if task.canonical(ex.problem) not in seen]
+    kept = new_problems(task, valid_examples, train_examples)
     train = encode(train_examples, tokenizer, cfg.data.cutoff, cfg.data.train, train_answers)
     valid = encode([valid_examples[i] for i in kept], tokenizer, cfg.data.cutoff, valid_source,
                    [valid_answers[i] for i in kept])
@@ -327,17 +237,17 @@ class _Session:
     optimizer: torch.optim.Optimizer
     schedule: torch.optim.lr_scheduler.LambdaLR
     scaler: torch.amp.GradScaler
-    order: _DataOrder
+    order: DataOrder
     tracker: Tracker
-    progress: _Progress
+    progress: Progress
     micro: int  # examples per forward pass and process
     accumulation: int  # forward passes per process and step
     step: int
     earlier_seconds: float  # training seconds of the invocations before a resume
     # Training time of this invocation without validation: eval_log's `train_seconds`,
     # compute.json and the clock of train.time_limit.
-    clock: _TrainClock = dataclasses.field(default_factory=lambda: _TrainClock())
-    window: _Window | None = None
+    clock: TrainClock = dataclasses.field(default_factory=TrainClock)
+    window: LossWindow | None = None
 
     @property
     def max_steps(self) -> int:
@@ -348,8 +258,8 @@ class _Session:
 
 
 def _set_up(cfg: Config) -> _Session:
-    d = _init_distributed()
-    device = _device(d)
+    d = init_distributed()
+    device = device_for(d)
     cfg, tokenizer, train_data, valid_data = resolve(cfg)
     run = RunDir(cfg.out_dir)
     checkpoints = run.checkpoints()
@@ -408,10 +318,10 @@ def _set_up(cfg: Config) -> _Session:
         valid_data=valid_data, objective=objective, dtype=dtype, model=model, net=net,
         optimizer=optimizer, schedule=schedule,
         scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
-        order=_DataOrder(len(train_data), cfg.seed), tracker=tracker,
-        progress=_Progress(cfg.train.progress, max_steps, step, f"train {cfg.objective}", d.main),
+        order=DataOrder(len(train_data), cfg.seed), tracker=tracker,
+        progress=Progress(cfg.train.progress, max_steps, step, f"train {cfg.objective}", d.main),
         micro=micro, accumulation=per_rank // micro, step=step, earlier_seconds=earlier_seconds,
-        window=_Window(device),
+        window=LossWindow(device),
     )
 
 
@@ -420,14 +330,14 @@ def _train_step(s: _Session) -> torch.Tensor:
     loss positions) of the whole global batch, on the device."""
     d, device, B = s.d, s.device, s.cfg.train.batch_size
     s.model.train()
-    torch.manual_seed(_seed(s.cfg.seed, s.step, d.rank))  # dropout
+    torch.manual_seed(seed_of(s.cfg.seed, s.step, d.rank))  # dropout
     index_B = s.order.batch(s.step, B)
     loss_sum = torch.zeros((), device=device)
     tokens = torch.zeros((), device=device)
     for k in range(s.accumulation):
         offset = d.rank * (B // d.world) + k * s.micro
         batch = s.train_data.batch(index_B[offset : offset + s.micro], device)
-        generator = torch.Generator(device=device).manual_seed(_seed(s.cfg.seed, s.step, offset))
+        generator = torch.Generator(device=device).manual_seed(seed_of(s.cfg.seed, s.step, offset))
         sync = k == s.accumulation - 1 or d.world == 1
         with (contextlib.nullcontext() if sync else s.net.no_sync()):
             with torch.autocast(device.type, dtype=s.dtype, enabled=s.dtype is not None):
@@ -472,7 +382,7 @@ def _log(s: _Session) -> None:
 
 def _time_is_up(s: _Session) -> bool:
     limit = s.cfg.train.time_limit
-    if limit > 0 and _agree(s.d, s.clock.seconds(s.device) >= limit, s.device):
+    if limit > 0 and agree(s.d, s.clock.seconds(s.device) >= limit, s.device):
         if s.d.main:
             s.progress.write(f"train.time_limit={limit:g}s reached at step {s.step}")
         return True
@@ -484,7 +394,7 @@ def _save_checkpoint(s: _Session) -> None:
         save_checkpoint(s.out, s.step, s.model, s.optimizer,
                         {"schedule": s.schedule.state_dict(), "train_seconds": s.train_seconds()},
                         keep=s.cfg.train.keep_checkpoints)
-    _barrier(s.d)
+    barrier(s.d)
 
 
 def _finish(s: _Session) -> None:
@@ -504,7 +414,7 @@ def _finish(s: _Session) -> None:
 
         plot_loss(s.out)
         print(f"wrote {s.out}/ ({', '.join(_written(s.out))})")
-    _barrier(s.d)
+    barrier(s.d)
 
 
 def _written(out: Path) -> list[str]:
@@ -523,7 +433,7 @@ def _validate(s: _Session, train_seconds: float | None = None) -> None:
         with torch.no_grad():
             for offset in range(0, len(valid), size):
                 index = torch.arange(offset, min(offset + size, len(valid)))
-                generator = torch.Generator(device=s.device).manual_seed(_seed(cfg.seed, offset, 99))
+                generator = torch.Generator(device=s.device).manual_seed(seed_of(cfg.seed, offset, 99))
                 loss, stats = s.objective.loss(s.model, valid.batch(index, s.device), generator)
                 loss_sum += float(loss) * float(stats["tokens"])
                 tokens += float(stats["tokens"])
@@ -544,134 +454,11 @@ def _validate(s: _Session, train_seconds: float | None = None) -> None:
         _append(s.out / EVAL_LOG_FILE, row)
         s.tracker.log(s.step, {"val/loss": row["val_loss"], "val/accuracy": row.get("val_accuracy")})
         s.progress.write(message)
-    _barrier(s.d)
+    barrier(s.d)
 
 
 def _due(step: int, every: int) -> bool:
     return every > 0 and step % every == 0
-
-
-# ----------------------------------------------------------------------------- helpers
-class _Window:
-    """Loss and token sums since the last log line; they stay on the device between log
-    lines (no sync per step)."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.totals = torch.zeros(2, device=device)
-        self.sequences = 0
-        self.restart()
-
-    def add(self, totals: torch.Tensor, sequences: int) -> None:
-        self.totals += totals
-        self.sequences += sequences
-
-    def restart(self) -> None:
-        """Restart the clock (after a log line, or after validation: the sums stay)."""
-        self.start = time.perf_counter()
-
-    def read(self) -> tuple[float, float, float, int]:
-        """(loss sum, loss positions, seconds, sequences) since the last `read`."""
-        loss_sum, tokens = self.totals.tolist()
-        seconds, sequences = time.perf_counter() - self.start, self.sequences
-        self.totals.zero_()
-        self.sequences = 0
-        return loss_sum, tokens, seconds, sequences
-
-
-class _Progress:
-    """Per-step output: a tqdm bar, a line per train_log row, or nothing (train.progress;
-    auto: the bar on a terminal, lines otherwise, so log files stay readable)."""
-
-    def __init__(self, mode: str, total: int, initial: int, desc: str, enabled: bool) -> None:
-        if mode == "auto":
-            mode = "bar" if sys.stderr.isatty() else "log"
-        self.mode = mode if enabled else "off"
-        self.total = total
-        self.bar = (tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
-                    if self.mode == "bar" else None)
-
-    def update(self) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-
-    def log(self, step: int, row: dict[str, Any]) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.0f}")
-        elif self.mode == "log":
-            print(f"step {step}/{self.total}: loss {row['loss']:.4f}, {row['tokens_per_s']:.0f} tok/s, "
-                  f"lr {row['lr']:.3g}", flush=True)
-
-    def write(self, message: str) -> None:
-        """A message that must be seen (validation, time limit), whatever the mode."""
-        if self.bar is not None:
-            tqdm.write(message)
-        else:
-            print(message, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-class _DataOrder:
-    """Stream positions -> example indices: a seeded permutation per epoch, concatenated."""
-
-    def __init__(self, size: int, seed: int):
-        self.size, self.seed = size, seed
-        self._perms: dict[int, torch.Tensor] = {}
-
-    def _perm(self, epoch: int) -> torch.Tensor:
-        if epoch not in self._perms:
-            generator = torch.Generator().manual_seed(_seed(self.seed, epoch, 7))
-            self._perms = {epoch: torch.randperm(self.size, generator=generator), **{
-                e: p for e, p in self._perms.items() if e >= epoch - 1}}
-        return self._perms[epoch]
-
-    def batch(self, step: int, batch_size: int) -> torch.Tensor:
-        start = step * batch_size
-        positions = torch.arange(start, start + batch_size)
-        epochs = positions // self.size
-        out = torch.empty(batch_size, dtype=torch.long)
-        for epoch in epochs.unique().tolist():
-            where = epochs == epoch
-            out[where] = self._perm(epoch)[positions[where] % self.size]
-        return out
-
-
-class _TrainClock:
-    """Wall-clock seconds of training, with validation paused out (GPU work synchronised)."""
-
-    def __init__(self) -> None:
-        self.start, self.excluded = time.perf_counter(), 0.0
-        self.total = 0.0  # training seconds when the current pause began
-
-    def seconds(self, device: torch.device) -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - self.start - self.excluded
-
-    @contextlib.contextmanager
-    def paused(self, device: torch.device):
-        self.total = self.seconds(device)
-        began = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.excluded += time.perf_counter() - began
-
-
-def _agree(d: Dist, flag: bool, device: torch.device) -> bool:
-    """True if any process says so (every process must leave the loop at the same step)."""
-    if d.world == 1:
-        return flag
-    value = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(value)
-    return bool(value.item() > 0)
-
-
-def _barrier(d: Dist) -> None:
-    if d.world > 1:
-        dist.barrier()
 
 
 def _append(path: Path, row: dict[str, Any]) -> None:

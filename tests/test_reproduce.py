@@ -81,7 +81,7 @@ def test_report_agrees_with_the_metrics_files(miniature):
 
 
 def test_a_second_call_reuses_finished_work_and_resumes_a_killed_run(miniature, capsys):
-    from dvar.trainer import train
+    from dvar.trainer import _train
 
     runs = miniature / "sudoku" / "seed0" / "runs"
     kept = {name: (runs / name / "model.safetensors").stat().st_mtime_ns for name in ("mdm", "ar")}
@@ -93,7 +93,7 @@ def test_a_second_call_reuses_finished_work_and_resumes_a_killed_run(miniature, 
     import shutil
 
     shutil.rmtree(killed)
-    train(reproduce.job_config(reproduce.MINIATURES["sudoku"], job), stop_after=6)
+    _train(reproduce.job_config(reproduce.MINIATURES["sudoku"], job), stop_after=6)
     assert not (killed / "model.safetensors").exists()
     (runs / "mdm" / "eval" / "test-margin" / "metrics.json").unlink()
     capsys.readouterr()
