@@ -11,8 +11,6 @@ A run directory (SPEC §7) holds `config.yaml` (resolved), `vocab.json`, `model.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +25,7 @@ from dvar.hf import HFBackbone, HFTokenizer
 from dvar.metrics import best_of_k, judge_all, summarize, summarize_samples
 from dvar.model import Transformer
 from dvar.objectives import Objective, get_objective
-from dvar.rundir import RunDir, load_model
+from dvar.rundir import RunDir, load_model, write_json
 from dvar.tasks import Task, get_task
 from dvar.tokenizer import CharTokenizer, SequenceTooLong
 
@@ -201,9 +199,7 @@ def save_evaluation(result: Evaluation, out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "predictions.jsonl", result.rows)
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(result.metrics, indent=2) + "\n")
-    os.replace(tmp, out / "metrics.json")
+    write_json(out / "metrics.json", result.metrics)
     return out
 
 

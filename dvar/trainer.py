@@ -206,7 +206,7 @@ def _train(cfg: Config, stop_after: int | None = None) -> Path:
             break
         if _due(s.step, s.cfg.train.eval_every) and s.step < s.max_steps:
             with s.clock.paused(s.device):
-                _validate(s, s.clock.total)
+                _validate(s, s.earlier_seconds + s.clock.total)
             s.window.restart()
         if _due(s.step, s.cfg.train.save_every) and s.step < s.max_steps:
             _save_checkpoint(s)
@@ -243,9 +243,10 @@ class _Session:
     micro: int  # examples per forward pass and process
     accumulation: int  # forward passes per process and step
     step: int
-    earlier_seconds: float  # training seconds of the invocations before a resume
-    # Training time of this invocation without validation: eval_log's `train_seconds`,
-    # compute.json and the clock of train.time_limit.
+    # Training seconds (validation excluded) of the invocations before a resume; with
+    # `clock` (this invocation's) eval_log's and compute.json's `train_seconds`.
+    earlier_seconds: float
+    # This invocation's: also the clock of train.time_limit.
     clock: TrainClock = dataclasses.field(default_factory=TrainClock)
     window: LossWindow | None = None
 
