@@ -111,3 +111,16 @@ def test_save_and_load_model_round_trip(tmp_path):
     (tmp_path / "model.json").unlink()
     with pytest.raises(FileNotFoundError, match="model.json is missing"):
         load_model(tmp_path, run_config(tmp_path))
+
+
+def test_compute_record_of_a_pretrained_backbone_reads_its_config():
+    transformers = pytest.importorskip("transformers")
+    from dvar.hf import BackboneInfo, HFBackbone
+
+    config = transformers.GPT2Config(vocab_size=40, n_embd=32, n_layer=3, n_head=4, n_positions=64)
+    model = HFBackbone(transformers.GPT2LMHeadModel(config), BackboneInfo("tiny", True, False))
+    assert model.dimensions == (3, 32)
+    record = compute_record(model, steps=2, batch_size=4, cutoff=16, train_seconds=1.0)
+    counts = model.num_parameters()
+    assert record["attention_flops"] and record["tokens"] == 2 * 4 * 16
+    assert record["flops"] == record["tokens"] * (6 * counts.non_embedding + 12 * 3 * 32 * 16)
