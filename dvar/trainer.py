@@ -390,10 +390,11 @@ def _time_is_up(s: _Session) -> bool:
     return False
 
 
-def _save_checkpoint(s: _Session) -> None:
+def _save_checkpoint(s: _Session, train_seconds: float | None = None) -> None:
     if s.d.main:
+        seconds = s.train_seconds() if train_seconds is None else train_seconds
         save_checkpoint(s.out, s.step, s.model, s.optimizer,
-                        {"schedule": s.schedule.state_dict(), "train_seconds": s.train_seconds()},
+                        {"schedule": s.schedule.state_dict(), "train_seconds": seconds},
                         keep=s.cfg.train.keep_checkpoints)
     barrier(s.d)
 
@@ -403,10 +404,8 @@ def _finish(s: _Session) -> None:
     seconds = s.train_seconds()
     _validate(s, seconds)
     s.tracker.close()
+    _save_checkpoint(s, seconds)
     if s.d.main:
-        save_checkpoint(s.out, s.step, s.model, s.optimizer,
-                        {"schedule": s.schedule.state_dict(), "train_seconds": seconds},
-                        keep=s.cfg.train.keep_checkpoints)
         save_model(s.out, s.model, s.tokenizer)
         RunDir(s.out).write_compute(compute_record(
             s.model, s.step, s.cfg.train.batch_size, s.cfg.data.cutoff, seconds,
