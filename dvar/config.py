@@ -45,6 +45,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     precision: str = "auto"  # auto (bf16 on GPUs that have it, else fp32) | fp32 | bf16 | fp16
     log_every: int = 10
+    # auto: a progress bar on a terminal, else a log line every log_every steps | bar |
+    # log | quiet (no per-step output)
+    progress: str = "auto"
     eval_every: int = 0  # validation loss + decoded accuracy every N steps; 0: at the end only
     eval_size: int = 128  # validation examples decoded for accuracy
     save_every: int = 0  # checkpoint every N steps; 0: at the end only

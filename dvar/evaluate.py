@@ -11,8 +11,6 @@ A run directory (SPEC §7) holds `config.yaml` (resolved), `vocab.json`, `model.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +18,14 @@ from typing import Any, Sequence
 
 import torch
 
-from dvar.checkpoint import load_weights
-from dvar.config import Config, load_config
+from dvar.config import Config
 from dvar.data import Example, write_jsonl
 from dvar.decoders import Decoder, decoder_class, get_decoder, parse_settings
-from dvar.hf import RUN_SUBDIR, HFBackbone, HFTokenizer, hf_path, load_backbone
+from dvar.hf import HFBackbone, HFTokenizer
 from dvar.metrics import best_of_k, judge_all, summarize, summarize_samples
-from dvar.model import ModelConfig, Transformer
-from dvar.objectives import Objective, get_objective, objective_class
+from dvar.model import Transformer
+from dvar.objectives import Objective, get_objective
+from dvar.rundir import RunDir, load_model, write_json
 from dvar.tasks import Task, get_task
 from dvar.tokenizer import CharTokenizer, SequenceTooLong
 
@@ -65,23 +63,12 @@ def build_objective(cfg: Config, mask_id: int | None = None) -> Objective:
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
+    """A finished run directory (either backbone, `dvar.rundir.load_model`), in eval mode."""
     run_dir = Path(run_dir)
-    cfg = load_config(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else None
-    pretrained = hf_path(cfg.model) if cfg is not None else None
-    needed = ("config.yaml", RUN_SUBDIR) if pretrained else (
-        "config.yaml", "vocab.json", "model.json", "model.safetensors")
-    for name in needed:
-        if not (run_dir / name).exists():
-            raise FileNotFoundError(f"{run_dir} is not a finished run: {name} is missing")
-    if pretrained:
-        causal = objective_class(cfg.objective).causal
-        tokenizer, model = load_backbone(run_dir, pretrained, causal, cfg.lora, device)
-    else:
-        tokenizer = CharTokenizer.load(run_dir / "vocab.json")
-        model = Transformer(ModelConfig(**json.loads((run_dir / "model.json").read_text())))
-        model.to(device)
-        load_weights(model, run_dir / "model.safetensors")
-        model.eval()
+    cfg = RunDir(run_dir).config()
+    if cfg is None:
+        raise FileNotFoundError(f"{run_dir} is not a finished run: config.yaml is missing")
+    tokenizer, model = load_model(run_dir, cfg, device)
     objective = build_objective(cfg, tokenizer.mask_id)
     return Run(cfg, get_task(cfg.task), tokenizer, model, objective, run_dir)
 
@@ -212,9 +199,7 @@ def save_evaluation(result: Evaluation, out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "predictions.jsonl", result.rows)
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(result.metrics, indent=2) + "\n")
-    os.replace(tmp, out / "metrics.json")
+    write_json(out / "metrics.json", result.metrics)
     return out
 
 

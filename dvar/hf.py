@@ -279,6 +279,19 @@ class HFBackbone(nn.Module):
         self.lm.save_pretrained(str(directory))
         tokenizer.save(directory)
 
+    # A run directory's files (dvar.rundir): hf/ holds model (or adapter) and tokenizer.
+    def save(self, run_dir: str | Path, tokenizer: HFTokenizer) -> None:
+        """The trained model into `run_dir`/hf/ (its presence marks a finished run)."""
+        self.save_pretrained(Path(run_dir) / RUN_SUBDIR, tokenizer)
+
+    @property
+    def dimensions(self) -> tuple[int, int] | None:
+        """(layers, hidden width) from the transformers config, where it names them."""
+        config = self._pretrained().config
+        layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
+        width = getattr(config, "hidden_size", None) or getattr(config, "n_embd", None)
+        return (int(layers), int(width)) if layers and width else None
+
 
 class _HFCache:
     """A transformers cache with the `length` dvar's decoders read."""

@@ -22,7 +22,9 @@ N selected positions.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
@@ -268,6 +270,33 @@ class Transformer(nn.Module):
         total = sum(p.numel() for p in self.parameters())  # the tied head counts once
         embeddings = self.wte.weight.numel() + (self.wpe.weight.numel() if self.wpe is not None else 0)
         return ParameterCount(non_embedding=total - embeddings, total=total)
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        """(layers, residual width): what the attention term of a FLOP count needs."""
+        return self.config.n_layer, self.config.n_embd
+
+    # A run directory's files (dvar.rundir): vocab.json, model.json, model.safetensors.
+    def save(self, run_dir: str | Path, tokenizer: Any) -> None:
+        """The trained model into `run_dir`: the tokenizer, the shape, then the weights
+        (written last and atomically: their presence marks a finished run)."""
+        from dvar.checkpoint import save_weights
+
+        run_dir = Path(run_dir)
+        tokenizer.save(run_dir / "vocab.json")
+        (run_dir / "model.json").write_text(json.dumps(dataclasses.asdict(self.config), indent=2) + "\n")
+        save_weights(self, run_dir / "model.safetensors")
+
+    @classmethod
+    def load(cls, run_dir: str | Path, device: str | torch.device = "cpu") -> Transformer:
+        """The model `save` wrote (model.json + model.safetensors), in eval mode."""
+        from dvar.checkpoint import load_weights
+
+        run_dir = Path(run_dir)
+        model = cls(ModelConfig(**json.loads((run_dir / "model.json").read_text()))).to(device)
+        load_weights(model, run_dir / "model.safetensors")
+        model.eval()
+        return model
 
     def forward(
         self,

@@ -10,7 +10,10 @@ One straight loop for both objectives. What makes it reproducible and resumable:
 - the loss of a step is normalised by the number of loss positions in the whole global
   batch (all processes, all accumulation steps), so 1 process with accumulation and N
   processes give the same update.
-Checkpoints (model, optimizer, schedule, step) are written atomically (`dvar.checkpoint`).
+Checkpoints (model, optimizer, schedule, step, training seconds) are written atomically
+(`dvar.checkpoint`); what the run directory holds at the end is `dvar.rundir`'s (weights,
+config.yaml, compute.json). The data as tensors and the data order are `dvar.batches`;
+processes, seeds, the clock and the per-step output (`train.progress`) `dvar.runtime`.
 Several processes: launch with `torchrun`; gradients are averaged by PyTorch's
 DistributedDataParallel (NCCL on GPUs, gloo on CPUs).
 """
@@ -18,122 +21,36 @@ DistributedDataParallel (NCCL on GPUs, gloo on CPUs).
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import math
-import os
-import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
-from dvar.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint, save_weights
+from dvar.batches import DataOrder, EncodedData, Tokenizer, encode, new_problems, split_valid
+from dvar.checkpoint import load_checkpoint, save_checkpoint
 from dvar.config import Config, ConfigError, save_config, to_dict
-from dvar.data import Example, read_examples, written_answers
+from dvar.data import read_examples, written_answers
 from dvar.evaluate import Run, build_objective, evaluate
-from dvar.hf import RUN_SUBDIR, HFBackbone, HFTokenizer, build_backbone, check_dependencies, hf_path
+from dvar.hf import HFBackbone, HFTokenizer, build_backbone, check_dependencies, hf_path
 from dvar.model import SIZES, Transformer, model_config
-from dvar.objectives import Objective
+from dvar.objectives import Objective, objective_names
+from dvar.rundir import (COMPUTE_FILE, CONFIG_FILE, HF_SUBDIR, WEIGHTS_FILE, RunDir, compute_record,
+                         save_model)
+from dvar.runtime import (PROGRESS, Dist, LossWindow, Progress, TrainClock, agree, barrier, device_for,
+                          init_distributed, seed_of)
 from dvar.tasks import get_task
 from dvar.tokenizer import DEFAULT_CHARS, CharTokenizer
 from dvar.tracking import Tracker, check_report_to, open_tracker
 
 LOG_FILE = "train_log.jsonl"
 EVAL_LOG_FILE = "eval_log.jsonl"
-
-
-# ----------------------------------------------------------------------------- data
-@dataclasses.dataclass
-class EncodedData:
-    """Every example of a split as one tensor of token ids plus answer spans."""
-
-    examples: list[Example]
-    ids_NxL: torch.Tensor  # int64
-    answer_start_N: torch.Tensor
-    answer_end_N: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def batch(self, index_B: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
-        return {
-            "input_ids": self.ids_NxL[index_B].to(device, non_blocking=True),
-            "answer_start": self.answer_start_N[index_B].to(device, non_blocking=True),
-            "answer_end": self.answer_end_N[index_B].to(device, non_blocking=True),
-        }
-
-
-Tokenizer = CharTokenizer | HFTokenizer
-
-
-def encode(examples: list[Example], tokenizer: Tokenizer, cutoff: int, source: str,
-           answers: list[str] | None = None) -> EncodedData:
-    """Token ids of `input SEP answer EOS` per example; `answers` (default: the gold
-    outputs) is what the model is trained to write, e.g. the gold in another order."""
-    answers = [ex.output for ex in examples] if answers is None else answers
-    rows = [
-        tokenizer.encode_example(ex.input, answer, cutoff, name=f"{source}:{ex.line}")
-        for ex, answer in zip(examples, answers)
-    ]
-    spans = [tokenizer.answer_span(ex.input, answer) for ex, answer in zip(examples, answers)]
-    return EncodedData(
-        examples, torch.tensor(rows, dtype=torch.long),
-        torch.tensor([start for start, _ in spans]), torch.tensor([end for _, end in spans]),
-    )
-
-
-def _split_valid(cfg: Config, examples: list[Example]) -> tuple[list[Example], list[Example]]:
-    count = cfg.data.valid_size
-    if count <= 0:
-        return examples, []
-    if count >= len(examples):
-        raise ConfigError(f"data.valid_size={count} leaves no training data ({len(examples)} examples)")
-    order = list(range(len(examples)))
-    random.Random(f"valid:{cfg.seed}").shuffle(order)
-    held = set(order[:count])
-    return ([ex for i, ex in enumerate(examples) if i not in held],
-            [ex for i, ex in enumerate(examples) if i in held])
-
-
-# ----------------------------------------------------------------------------- distributed
-@dataclasses.dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed() -> Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def _device(d: Dist) -> torch.device:
-    if torch.cuda.is_available():
-        torch.cuda.set_device(d.local_rank)
-        return torch.device("cuda", d.local_rank)
-    return torch.device("cpu")
-
-
-def _seed(*parts: int) -> int:
-    """A 63-bit seed from integers (stable across runs and processes)."""
-    value = 0x9E3779B97F4A7C15
-    for part in parts:
-        value = (value ^ (part + 0x9E3779B97F4A7C15 + (value << 6) + (value >> 2))) & (2**63 - 1)
-    return value
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -175,7 +92,7 @@ def _precision(cfg: Config, device: torch.device) -> torch.dtype | None:
 
 # ----------------------------------------------------------------------------- backbone
 # The one place where dvar's own model and a pretrained Hugging Face one (`model=hf:PATH`,
-# dvar/hf.py) part ways; everything after works with either.
+# dvar/hf.py) part ways; everything after works with either (saving: `dvar.rundir`).
 def build_tokenizer(cfg: Config) -> Tokenizer:
     path = hf_path(cfg.model)
     if path:
@@ -197,29 +114,26 @@ def build_model(cfg: Config, tokenizer: Tokenizer, objective: Objective,
     ))
 
 
-def describe_model(out: Path, model: Transformer | HFBackbone, tokenizer: Tokenizer) -> None:
-    """What a run directory holds from its start: vocab.json and model.json (an hf run
-    saves its tokenizer and model config with the model, `save_model`)."""
-    if isinstance(model, Transformer):
-        tokenizer.save(out / "vocab.json")
-        (out / "model.json").write_text(json.dumps(dataclasses.asdict(model.config), indent=2) + "\n")
+# ----------------------------------------------------------------------------- resolving
+class Resolved(NamedTuple):
+    """A config with its derived settings filled in, and the data it trains on."""
+
+    config: Config
+    tokenizer: Tokenizer
+    train: EncodedData
+    valid: EncodedData
 
 
-def save_model(out: Path, model: Transformer | HFBackbone, tokenizer: Tokenizer) -> None:
-    """The finished model: model.safetensors, or hf/ in Hugging Face format."""
-    if isinstance(model, HFBackbone):
-        model.save_pretrained(out / RUN_SUBDIR, tokenizer)
-    else:
-        save_weights(model, out / "model.safetensors")
-
-
-# ----------------------------------------------------------------------------- main loop
-def resolve(cfg: Config) -> tuple[Config, Tokenizer, EncodedData, EncodedData]:
-    """Read the data, fill in derived settings (cutoff, max_new_tokens, max_steps)."""
+def resolve(cfg: Config) -> Resolved:
+    """Check `cfg`, read the data and return a NEW config with the derived settings
+    filled in (cutoff, max_new_tokens, diffusion.shift, max_steps, warmup_steps); `cfg`
+    itself is left as it was. Validation examples whose problem is also a training
+    problem are dropped (counted in `valid.duplicates_removed`)."""
+    cfg = copy.deepcopy(cfg)
     if not cfg.task:
         raise ConfigError("set task=... (one of the registered tasks)")
-    if cfg.objective not in ("ar", "mdm"):
-        raise ConfigError(f"objective must be ar or mdm, got {cfg.objective!r}")
+    if cfg.objective not in objective_names():
+        raise ConfigError(f"unknown objective {cfg.objective!r}; known: {', '.join(objective_names())}")
     if cfg.model not in SIZES and not hf_path(cfg.model):
         raise ConfigError(f"unknown model size {cfg.model!r}; known: {', '.join(SIZES)}, hf:PATH")
     if not cfg.out_dir:
@@ -228,6 +142,8 @@ def resolve(cfg: Config) -> tuple[Config, Tokenizer, EncodedData, EncodedData]:
         raise ConfigError("set data.train=... (a JSONL file)")
     if cfg.train.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise ConfigError(f"train.precision must be auto, fp32, bf16 or fp16, got {cfg.train.precision!r}")
+    if cfg.train.progress not in PROGRESS:
+        raise ConfigError(f"train.progress must be one of {', '.join(PROGRESS)}, got {cfg.train.progress!r}")
     # Optional packages the settings need: a one-line error now, not after reading the data.
     check_report_to(cfg.train.report_to)
     if hf_path(cfg.model):
@@ -239,12 +155,14 @@ def resolve(cfg: Config) -> tuple[Config, Tokenizer, EncodedData, EncodedData]:
         valid_examples = read_examples(cfg.data.valid, task, need_output=True)
         valid_source = cfg.data.valid
     else:
-        train_examples, valid_examples = _split_valid(cfg, train_examples)
+        train_examples, valid_examples = split_valid(cfg, train_examples)
         valid_source = cfg.data.train
     order = cfg.data.answer_order
     train_answers = written_answers(task, train_examples, order, cfg.seed, cfg.data.train)
     valid_answers = written_answers(task, valid_examples, order, cfg.seed, valid_source)
     tokenizer = build_tokenizer(cfg)
+    # Derived lengths count the whole validation split, dropped duplicates too: the
+    # cutoff (and so the model) is what it was before duplicates were dropped.
     spans = [tokenizer.answer_span(ex.input, answer)
              for ex, answer in zip(train_examples + valid_examples, train_answers + valid_answers)]
     if cfg.data.cutoff == 0:
@@ -253,31 +171,101 @@ def resolve(cfg: Config) -> tuple[Config, Tokenizer, EncodedData, EncodedData]:
         cfg.data.max_new_tokens = max(end - start for start, end in spans)
     if cfg.diffusion.shift is None:  # the causal-LM convention for pretrained causal LMs
         cfg.diffusion.shift = hf_path(cfg.model) is not None
+    kept = new_problems(task, valid_examples, train_examples)
     train = encode(train_examples, tokenizer, cfg.data.cutoff, cfg.data.train, train_answers)
-    valid = encode(valid_examples, tokenizer, cfg.data.cutoff, valid_source, valid_answers)
+    valid = encode([valid_examples[i] for i in kept], tokenizer, cfg.data.cutoff, valid_source,
+                   [valid_answers[i] for i in kept])
+    valid.duplicates_removed = len(valid_examples) - len(kept)
     if cfg.train.max_steps == 0:
         cfg.train.max_steps = max(1, math.ceil(cfg.train.epochs * len(train) / cfg.train.batch_size))
     if cfg.train.warmup_steps < 0:
         cfg.train.warmup_steps = max(1, cfg.train.max_steps // 100)
-    return cfg, tokenizer, train, valid
+    return Resolved(cfg, tokenizer, train, valid)
 
 
-def train(cfg: Config, *, stop_after: int | None = None, bar_position: int = 0) -> Path:
-    """Train a run described by `cfg`; returns the run directory.
+# ----------------------------------------------------------------------------- the loop
+def train(cfg: Config) -> Path:
+    """Train the run `cfg` describes (resume=true: continue it from its last checkpoint);
+    returns the run directory. `cfg` is not changed; config.yaml holds the resolved one."""
+    return _train(cfg)
 
-    stop_after: end abruptly after that many steps of this invocation, without the
-    final save (used by tests to simulate a killed run).
-    bar_position: the progress bar's line, for several trainings side by side (`dvar demo`).
-    """
-    d = _init_distributed()
-    device = _device(d)
+
+def _train(cfg: Config, stop_after: int | None = None) -> Path:
+    """`train`; `stop_after`: end abruptly after that many steps of this invocation,
+    without the final save (tests simulate a killed run with it)."""
+    s = _set_up(cfg)
+    steps_this_run = 0
+    while s.step < s.max_steps:
+        s.window.add(_train_step(s), s.cfg.train.batch_size)
+        s.step += 1
+        steps_this_run += 1
+        s.progress.update()
+        if s.d.main and (_due(s.step, s.cfg.train.log_every) or s.step == s.max_steps):
+            _log(s)
+        if _time_is_up(s):
+            break
+        if _due(s.step, s.cfg.train.eval_every) and s.step < s.max_steps:
+            with s.clock.paused(s.device):
+                _validate(s, s.earlier_seconds + s.clock.total)
+            s.window.restart()
+        if _due(s.step, s.cfg.train.save_every) and s.step < s.max_steps:
+            _save_checkpoint(s)
+        if stop_after is not None and steps_this_run >= stop_after:
+            s.progress.close()
+            s.tracker.close()
+            return s.out
+    s.progress.close()
+    _finish(s)
+    return s.out
+
+
+@dataclasses.dataclass
+class _Session:
+    """What one invocation of the training loop works with."""
+
+    cfg: Config
+    d: Dist
+    device: torch.device
+    out: Path
+    tokenizer: Tokenizer
+    train_data: EncodedData
+    valid_data: EncodedData
+    objective: Objective
+    dtype: torch.dtype | None
+    model: Transformer | HFBackbone
+    net: torch.nn.Module  # the model as called: compiled and/or DDP-wrapped
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    order: DataOrder
+    tracker: Tracker
+    progress: Progress
+    micro: int  # examples per forward pass and process
+    accumulation: int  # forward passes per process and step
+    step: int
+    # Training seconds (validation excluded) of the invocations before a resume; with
+    # `clock` (this invocation's) eval_log's and compute.json's `train_seconds`.
+    earlier_seconds: float
+    # This invocation's: also the clock of train.time_limit.
+    clock: TrainClock = dataclasses.field(default_factory=TrainClock)
+    window: LossWindow | None = None
+
+    @property
+    def max_steps(self) -> int:
+        return self.cfg.train.max_steps
+
+    def train_seconds(self) -> float:
+        return self.earlier_seconds + self.clock.seconds(self.device)
+
+
+def _set_up(cfg: Config) -> _Session:
+    d = init_distributed()
+    device = device_for(d)
     cfg, tokenizer, train_data, valid_data = resolve(cfg)
-    out = Path(cfg.out_dir)
-    checkpoints = list_checkpoints(out)
-    finished = (out / "model.safetensors").exists() or (out / RUN_SUBDIR).exists()
-    if not cfg.resume and (checkpoints or finished):
-        raise ConfigError(f"{out} already holds a run; pass resume=true to continue it, or another out_dir")
-
+    run = RunDir(cfg.out_dir)
+    checkpoints = run.checkpoints()
+    if not cfg.resume and (checkpoints or run.finished):
+        raise ConfigError(f"{run.path} already holds a run; pass resume=true to continue it, or another out_dir")
     B, W = cfg.train.batch_size, d.world
     if B % W:
         raise ConfigError(f"train.batch_size={B} is not divisible by {W} processes")
@@ -285,7 +273,6 @@ def train(cfg: Config, *, stop_after: int | None = None, bar_position: int = 0) 
     micro = cfg.train.micro_batch_size or per_rank
     if per_rank % micro:
         raise ConfigError(f"per-process batch {per_rank} is not divisible by micro_batch_size={micro}")
-    accumulation = per_rank // micro
 
     objective = build_objective(cfg, tokenizer.mask_id)
     dtype = _precision(cfg, device)
@@ -296,218 +283,167 @@ def train(cfg: Config, *, stop_after: int | None = None, bar_position: int = 0) 
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_lambda(s, warmup, max_steps, cfg.train.min_lr_ratio)
     )
-    step = 0
+    step, earlier_seconds = 0, 0.0
     resumed = cfg.resume and bool(checkpoints)
     if resumed:
         state, _ = load_checkpoint(checkpoints[-1], model, optimizer)
         schedule.load_state_dict(state["schedule"])
-        step = state["step"]
+        step, earlier_seconds = state["step"], state.get("train_seconds", 0.0)
         if d.main:
-            print(f"resuming {out} from {checkpoints[-1].name}")
-            _truncate_logs(out, step)
+            print(f"resuming {run.path} from {checkpoints[-1].name}")
+            _truncate_logs(run.path, step)
     elif d.main:
-        out.mkdir(parents=True, exist_ok=True)
+        run.path.mkdir(parents=True, exist_ok=True)
     resolved = dataclasses.replace(cfg, resume=False)
-    tracker = open_tracker(cfg.train.report_to, out, config=to_dict(resolved),
+    tracker = open_tracker(cfg.train.report_to, run.path, config=to_dict(resolved),
                            resumed_at=step if resumed else None, enabled=d.main)
     if d.main:
-        save_config(resolved, out / "config.yaml")
-        describe_model(out, model, tokenizer)
+        save_config(resolved, run.path / CONFIG_FILE)
         counts = model.num_parameters()
         trained_count = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        dropped = valid_data.duplicates_removed
         print(f"{cfg.objective} {cfg.model}: {counts.total / 1e6:.2f}M parameters "
               f"({counts.non_embedding / 1e6:.2f}M without embeddings, "
               f"{trained_count / 1e6:.2f}M trained); {len(train_data)} train / "
-              f"{len(valid_data)} valid examples; cutoff {cfg.data.cutoff}; {max_steps} steps of {B}")
+              f"{len(valid_data)} valid examples"
+              + (f" ({dropped} validation problems also in training dropped)" if dropped else "")
+              + f"; cutoff {cfg.data.cutoff}; {max_steps} steps of {B}")
 
     net: torch.nn.Module = model
     if cfg.train.compile:
         net = torch.compile(net)
     if W > 1:
         net = DistributedDataParallel(net, device_ids=[d.local_rank] if device.type == "cuda" else None)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    order = _DataOrder(len(train_data), cfg.seed)
+    return _Session(
+        cfg=cfg, d=d, device=device, out=run.path, tokenizer=tokenizer, train_data=train_data,
+        valid_data=valid_data, objective=objective, dtype=dtype, model=model, net=net,
+        optimizer=optimizer, schedule=schedule,
+        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
+        order=DataOrder(len(train_data), cfg.seed), tracker=tracker,
+        progress=Progress(cfg.train.progress, max_steps, step, f"train {cfg.objective}", d.main),
+        micro=micro, accumulation=per_rank // micro, step=step, earlier_seconds=earlier_seconds,
+        window=LossWindow(device),
+    )
 
-    bar = tqdm(total=max_steps, initial=step, desc=f"train {cfg.objective}", unit="step",
-               disable=not d.main, dynamic_ncols=True, position=bar_position)
-    # Loss and token sums stay on the device between log lines: no sync per step.
-    window_totals = torch.zeros(2, device=device)
-    window_seqs, window_start = 0, time.perf_counter()
-    steps_this_run = 0
-    # Training time of this invocation without validation: eval_log's `train_seconds`
-    # (accuracy against training time) and the clock of train.time_limit.
-    clock = _TrainClock()
-    while step < max_steps:
-        model.train()
-        torch.manual_seed(_seed(cfg.seed, step, d.rank))  # dropout
-        index_B = order.batch(step, B)
-        loss_sum = torch.zeros((), device=device)
-        tokens = torch.zeros((), device=device)
-        for k in range(accumulation):
-            offset = d.rank * per_rank + k * micro
-            batch = train_data.batch(index_B[offset : offset + micro], device)
-            generator = torch.Generator(device=device).manual_seed(_seed(cfg.seed, step, offset))
-            sync = k == accumulation - 1 or W == 1
-            with (contextlib.nullcontext() if sync else net.no_sync()):
-                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                    loss, stats = objective.loss(net, batch, generator)
-                scaler.scale(loss * stats["tokens"]).backward()
-            loss_sum += loss.detach() * stats["tokens"]
-            tokens += stats["tokens"]
-        totals = torch.stack([loss_sum, tokens.float()])
-        if W > 1:
-            dist.all_reduce(totals)
-        scaler.unscale_(optimizer)
-        # DDP averaged the per-process sums over W processes; turn them into the mean over
-        # every loss position of the global batch.
-        scale = W / totals[1].clamp(min=1)
-        for p in model.parameters():
-            if p.grad is not None:
-                p.grad.mul_(scale)
-        if cfg.train.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        schedule.step()
-        step += 1
-        steps_this_run += 1
-        bar.update(1)
 
-        window_totals += totals
-        window_seqs += B
-        if d.main and (step % cfg.train.log_every == 0 or step == max_steps):
-            window_loss, window_tokens = window_totals.tolist()
-            elapsed = time.perf_counter() - window_start
-            row = {
-                "step": step,
-                "loss": window_loss / max(window_tokens, 1.0),
-                "tokens_per_s": window_seqs * cfg.data.cutoff / elapsed,
-                "lr": schedule.get_last_lr()[0],
-                "epoch": step * B / len(train_data),
-            }
-            _append(out / LOG_FILE, row)
-            tracker.log(step, {f"train/{key}": row[key] for key in ("loss", "lr", "tokens_per_s", "epoch")})
-            bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.0f}")
-            window_totals.zero_()
-            window_seqs, window_start = 0, time.perf_counter()
+def _train_step(s: _Session) -> torch.Tensor:
+    """One optimizer step on the global batch of step `s.step`; returns the (loss sum,
+    loss positions) of the whole global batch, on the device."""
+    d, device, B = s.d, s.device, s.cfg.train.batch_size
+    s.model.train()
+    torch.manual_seed(seed_of(s.cfg.seed, s.step, d.rank))  # dropout
+    index_B = s.order.batch(s.step, B)
+    loss_sum = torch.zeros((), device=device)
+    tokens = torch.zeros((), device=device)
+    for k in range(s.accumulation):
+        offset = d.rank * (B // d.world) + k * s.micro
+        batch = s.train_data.batch(index_B[offset : offset + s.micro], device)
+        generator = torch.Generator(device=device).manual_seed(seed_of(s.cfg.seed, s.step, offset))
+        sync = k == s.accumulation - 1 or d.world == 1
+        with (contextlib.nullcontext() if sync else s.net.no_sync()):
+            with torch.autocast(device.type, dtype=s.dtype, enabled=s.dtype is not None):
+                loss, stats = s.objective.loss(s.net, batch, generator)
+            s.scaler.scale(loss * stats["tokens"]).backward()
+        loss_sum += loss.detach() * stats["tokens"]
+        tokens += stats["tokens"]
+    totals = torch.stack([loss_sum, tokens.float()])
+    if d.world > 1:
+        dist.all_reduce(totals)
+    s.scaler.unscale_(s.optimizer)
+    # DDP averaged the per-process sums over W processes; turn them into the mean over
+    # every loss position of the global batch.
+    scale = d.world / totals[1].clamp(min=1)
+    for p in s.model.parameters():
+        if p.grad is not None:
+            p.grad.mul_(scale)
+    if s.cfg.train.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.cfg.train.grad_clip)
+    s.scaler.step(s.optimizer)
+    s.scaler.update()
+    s.optimizer.zero_grad(set_to_none=True)
+    s.schedule.step()
+    return totals
 
-        limit = cfg.train.time_limit
-        if limit > 0 and _agree(d, clock.seconds(device) >= limit, device):
-            if d.main:
-                tqdm.write(f"train.time_limit={cfg.train.time_limit:g}s reached at step {step}")
-            break
-        if cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < max_steps:
-            with clock.paused(device):
-                _validate(cfg, d, model, objective, tokenizer, valid_data, step, out, tracker,
-                          clock.total)
-            window_start = time.perf_counter()
-        if cfg.train.save_every and step % cfg.train.save_every == 0 and step < max_steps:
-            if d.main:
-                save_checkpoint(out, step, model, optimizer, {"schedule": schedule.state_dict()},
-                                keep=cfg.train.keep_checkpoints)
-            _barrier(d)
-        if stop_after is not None and steps_this_run >= stop_after:
-            bar.close()
-            tracker.close()
-            return out
-    bar.close()
 
-    _validate(cfg, d, model, objective, tokenizer, valid_data, step, out, tracker,
-              clock.seconds(device))
-    tracker.close()
-    if d.main:
-        save_checkpoint(out, step, model, optimizer, {"schedule": schedule.state_dict()},
-                        keep=cfg.train.keep_checkpoints)
-        save_model(out, model, tokenizer)
+def _log(s: _Session) -> None:
+    """A train_log.jsonl row for the steps since the last one (rank 0)."""
+    loss_sum, tokens, seconds, sequences = s.window.read()
+    row = {
+        "step": s.step,
+        "loss": loss_sum / max(tokens, 1.0),
+        "tokens_per_s": sequences * s.cfg.data.cutoff / seconds,
+        "lr": s.schedule.get_last_lr()[0],
+        "epoch": s.step * s.cfg.train.batch_size / len(s.train_data),
+    }
+    _append(s.out / LOG_FILE, row)
+    s.tracker.log(s.step, {f"train/{key}": row[key] for key in ("loss", "lr", "tokens_per_s", "epoch")})
+    s.progress.log(s.step, row)
+    s.window.restart()
+
+
+def _time_is_up(s: _Session) -> bool:
+    limit = s.cfg.train.time_limit
+    if limit > 0 and agree(s.d, s.clock.seconds(s.device) >= limit, s.device):
+        if s.d.main:
+            s.progress.write(f"train.time_limit={limit:g}s reached at step {s.step}")
+        return True
+    return False
+
+
+def _save_checkpoint(s: _Session, train_seconds: float | None = None) -> None:
+    if s.d.main:
+        seconds = s.train_seconds() if train_seconds is None else train_seconds
+        save_checkpoint(s.out, s.step, s.model, s.optimizer,
+                        {"schedule": s.schedule.state_dict(), "train_seconds": seconds},
+                        keep=s.cfg.train.keep_checkpoints)
+    barrier(s.d)
+
+
+def _finish(s: _Session) -> None:
+    """Validate, then save: the last checkpoint, the model, compute.json, loss.png."""
+    seconds = s.train_seconds()
+    _validate(s, seconds)
+    s.tracker.close()
+    _save_checkpoint(s, seconds)
+    if s.d.main:
+        save_model(s.out, s.model, s.tokenizer)
+        RunDir(s.out).write_compute(compute_record(
+            s.model, s.step, s.cfg.train.batch_size, s.cfg.data.cutoff, seconds,
+            valid_duplicates_removed=s.valid_data.duplicates_removed))
         from dvar.plots import plot_loss
 
-        plot_loss(out)
-        saved = f"{RUN_SUBDIR}/" if isinstance(model, HFBackbone) else "model.safetensors, vocab.json"
-        print(f"wrote {out}/ ({saved}, config.yaml, {LOG_FILE}, loss.png)")
-    _barrier(d)
-    return out
+        plot_loss(s.out)
+        print(f"wrote {s.out}/ ({', '.join(_written(s.out))})")
+    barrier(s.d)
 
 
-class _DataOrder:
-    """Stream positions -> example indices: a seeded permutation per epoch, concatenated."""
-
-    def __init__(self, size: int, seed: int):
-        self.size, self.seed = size, seed
-        self._perms: dict[int, torch.Tensor] = {}
-
-    def _perm(self, epoch: int) -> torch.Tensor:
-        if epoch not in self._perms:
-            generator = torch.Generator().manual_seed(_seed(self.seed, epoch, 7))
-            self._perms = {epoch: torch.randperm(self.size, generator=generator), **{
-                e: p for e, p in self._perms.items() if e >= epoch - 1}}
-        return self._perms[epoch]
-
-    def batch(self, step: int, batch_size: int) -> torch.Tensor:
-        start = step * batch_size
-        positions = torch.arange(start, start + batch_size)
-        epochs = positions // self.size
-        out = torch.empty(batch_size, dtype=torch.long)
-        for epoch in epochs.unique().tolist():
-            where = epochs == epoch
-            out[where] = self._perm(epoch)[positions[where] % self.size]
-        return out
+def _written(out: Path) -> list[str]:
+    names = [HF_SUBDIR + "/", WEIGHTS_FILE, "vocab.json", CONFIG_FILE, COMPUTE_FILE, LOG_FILE, "loss.png"]
+    return [name for name in names if (out / name.rstrip("/")).exists()]
 
 
-class _TrainClock:
-    """Wall-clock seconds of training, with validation paused out (GPU work synchronised)."""
-
-    def __init__(self) -> None:
-        self.start, self.excluded = time.perf_counter(), 0.0
-        self.total = 0.0  # training seconds when the current pause began
-
-    def seconds(self, device: torch.device) -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - self.start - self.excluded
-
-    @contextlib.contextmanager
-    def paused(self, device: torch.device):
-        self.total = self.seconds(device)
-        began = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.excluded += time.perf_counter() - began
-
-
-def _agree(d: Dist, flag: bool, device: torch.device) -> bool:
-    """True if any process says so (every process must leave the loop at the same step)."""
-    if d.world == 1:
-        return flag
-    value = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(value)
-    return bool(value.item() > 0)
-
-
-def _validate(cfg, d, model, objective, tokenizer, valid, step, out, tracker: Tracker,
-              train_seconds=None) -> None:
+def _validate(s: _Session, train_seconds: float | None = None) -> None:
     """Validation loss (fixed masks) and verifier accuracy on a decoded subset; rank 0."""
-    if d.main and len(valid):
-        model.eval()
-        device = next(model.parameters()).device
+    cfg, valid = s.cfg, s.valid_data
+    if s.d.main and len(valid):
+        s.model.eval()
         start = time.perf_counter()
         loss_sum, tokens = 0.0, 0.0
         size = cfg.decode.batch_size
         with torch.no_grad():
             for offset in range(0, len(valid), size):
                 index = torch.arange(offset, min(offset + size, len(valid)))
-                generator = torch.Generator(device=device).manual_seed(_seed(cfg.seed, offset, 99))
-                loss, stats = objective.loss(model, valid.batch(index, device), generator)
+                generator = torch.Generator(device=s.device).manual_seed(seed_of(cfg.seed, offset, 99))
+                loss, stats = s.objective.loss(s.model, valid.batch(index, s.device), generator)
                 loss_sum += float(loss) * float(stats["tokens"])
                 tokens += float(stats["tokens"])
-        row: dict[str, Any] = {"step": step, "val_loss": loss_sum / max(tokens, 1)}
+        row: dict[str, Any] = {"step": s.step, "val_loss": loss_sum / max(tokens, 1)}
         if train_seconds is not None:
             row["train_seconds"] = round(train_seconds, 3)
-        message = f"step {step}: val_loss {row['val_loss']:.4f}"
+        message = f"step {s.step}: val_loss {row['val_loss']:.4f}"
         subset = valid.examples[: cfg.train.eval_size]
         if subset:
-            run = Run(cfg, get_task(cfg.task), tokenizer, model, objective)
+            run = Run(cfg, get_task(cfg.task), s.tokenizer, s.model, s.objective)
             # The run's own decoding: decode.decoder with decode.args.
             result = evaluate(run, subset, steps=cfg.decode.steps,
                               batch_size=cfg.decode.batch_size, seed=cfg.seed, source="valid")
@@ -515,15 +451,14 @@ def _validate(cfg, d, model, objective, tokenizer, valid, step, out, tracker: Tr
                        decoder=result.metrics["decoder"], nfe=result.metrics["nfe"])
             message += f", val_accuracy {100 * row['val_accuracy']:.1f}% (n={row['val_n']})"
         row["seconds"] = round(time.perf_counter() - start, 2)
-        _append(out / EVAL_LOG_FILE, row)
-        tracker.log(step, {"val/loss": row["val_loss"], "val/accuracy": row.get("val_accuracy")})
-        tqdm.write(message)
-    _barrier(d)
+        _append(s.out / EVAL_LOG_FILE, row)
+        s.tracker.log(s.step, {"val/loss": row["val_loss"], "val/accuracy": row.get("val_accuracy")})
+        s.progress.write(message)
+    barrier(s.d)
 
 
-def _barrier(d: Dist) -> None:
-    if d.world > 1:
-        dist.barrier()
+def _due(step: int, every: int) -> bool:
+    return every > 0 and step % every == 0
 
 
 def _append(path: Path, row: dict[str, Any]) -> None:

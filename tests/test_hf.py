@@ -23,7 +23,7 @@ from dvar.data import read_examples  # noqa: E402
 from dvar.decoders import decoder_names, get_decoder  # noqa: E402
 from dvar.evaluate import load_run  # noqa: E402
 from dvar.hf import RUN_SUBDIR, BackboneInfo, HFBackbone, HFTokenizer, build_backbone  # noqa: E402
-from dvar.trainer import train  # noqa: E402
+from dvar.trainer import _train, train  # noqa: E402
 
 ARCHS = ("llama", "gpt2")
 CHARS = "0123456789+-*/=,abcdefghij"
@@ -255,7 +255,7 @@ def test_killed_lora_mdm_run_resumes_to_the_same_adapter(tmp_path, data, backbon
     extra = ("train.max_steps=6", "train.save_every=3", "train.eval_every=0", "train.eval_size=0")
     straight = train(settings(backbones["llama"], train_file, tmp_path / "a", "mdm", 4, *extra))
     killed = settings(backbones["llama"], train_file, tmp_path / "b", "mdm", 4, *extra)
-    train(killed, stop_after=4)
+    _train(killed, stop_after=4)
     assert not (tmp_path / "b" / RUN_SUBDIR).exists()
     resumed = train(settings(backbones["llama"], train_file, tmp_path / "b", "mdm", 4, *extra,
                              "resume=true"))

@@ -14,7 +14,7 @@ import pytest
 from dvar.cli import main
 from dvar.config import ConfigError, load_config
 from dvar.tracking import TENSORBOARD_DIR, WANDB_ID_FILE, Tracker, check_report_to, open_tracker
-from dvar.trainer import train
+from dvar.trainer import _train, train
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
@@ -77,7 +77,7 @@ def test_tensorboard_events_hold_training_validation_and_eval_scalars(tmp_path, 
 def test_a_resumed_run_replaces_the_events_after_its_checkpoint(tmp_path, data):
     extra = ("train.report_to=tensorboard", "train.max_steps=6", "train.save_every=3", "train.eval_every=0")
     cfg = load_config(None, train_args(data, tmp_path / "run", *extra)[1:])
-    train(cfg, stop_after=4)  # killed one step after the step-3 checkpoint
+    _train(cfg, stop_after=4)  # killed one step after the step-3 checkpoint
     assert [step for step, _ in scalars(tmp_path / "run")["train/loss"]] == [1, 2, 3, 4]
     train(load_config(None, train_args(data, tmp_path / "run", *extra, "resume=true")[1:]))
     logged = scalars(tmp_path / "run")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import importlib.util
+import inspect
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +20,8 @@ from safetensors.torch import load_file
 
 from dvar.cli import main
 from dvar.config import ConfigError, load_config
-from dvar.trainer import train
+from dvar.rundir import RunDir
+from dvar.trainer import _train, resolve, train
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +44,16 @@ def weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "model.safetensors"))
 
 
+def weight_bytes(run: Path) -> bytes:
+    return (run / "model.safetensors").read_bytes()
+
+
 @pytest.mark.parametrize("objective", ["mdm", "ar"])
 def test_run_directory_holds_everything(tmp_path, data, objective):
     out = train(config(data, tmp_path / "run", f"objective={objective}", "train.max_steps=4",
                        "train.eval_every=2", "train.save_every=2"))
     for name in ("config.yaml", "vocab.json", "model.json", "model.safetensors", "train_log.jsonl",
-                 "eval_log.jsonl", "loss.png"):
+                 "eval_log.jsonl", "loss.png", "compute.json"):
         assert (out / name).stat().st_size > 0, name
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [row["step"] for row in log] == [1, 2, 3, 4]
@@ -62,15 +71,22 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, data):
     settings = ("train.max_steps=6", "train.save_every=3", "train.eval_every=0", "arch.dropout=0.1")
     straight = train(config(data, tmp_path / "straight", *settings))
     killed = config(data, tmp_path / "killed", *settings)
-    train(killed, stop_after=4)  # dies one step after the step-3 checkpoint
+    _train(killed, stop_after=4)  # dies one step after the step-3 checkpoint
     assert not (tmp_path / "killed" / "model.safetensors").exists()
     resumed = train(config(data, tmp_path / "killed", *settings, "resume=true"))
     a, b = weights(straight), weights(resumed)
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
+    assert weight_bytes(straight) == weight_bytes(resumed)
     steps = [json.loads(l)["step"] for l in (resumed / "train_log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]
+    # compute.json counts the training seconds of both invocations (up to the checkpoint
+    # the second resumed from, then the rest).
+    checkpoint = json.loads((resumed / "checkpoints" / "step-00000003" / "state.json").read_text())
+    compute = RunDir(resumed).compute()
+    assert 0 < checkpoint["train_seconds"] < compute["train_seconds"]
+    assert compute["steps"] == 6 and compute["tokens"] == 6 * 8 * 34
 
 
 def test_unknown_config_key_is_an_error(data, tmp_path):
@@ -122,3 +138,72 @@ def test_time_limit_ends_training_early_and_eval_log_has_training_time(tmp_path,
     evals = [json.loads(line) for line in (out / "eval_log.jsonl").read_text().splitlines()]
     assert [row["step"] for row in evals] == [2, 4]
     assert 0 < evals[0]["train_seconds"] < evals[1]["train_seconds"]
+
+
+@pytest.mark.parametrize("objective", ["mdm", "ar"])
+def test_the_same_config_and_seed_give_byte_identical_weights(tmp_path, data, objective):
+    # A stored hash would pin one platform's floating point (BLAS, CPU features, torch
+    # version); two runs on one machine must agree to the byte.
+    settings = (f"objective={objective}", "train.max_steps=50", "arch.dropout=0.1")
+    first = train(config(data, tmp_path / "a", *settings))
+    second = train(config(data, tmp_path / "b", *settings))
+    assert weight_bytes(first) == weight_bytes(second)
+    other = train(config(data, tmp_path / "c", *settings, "seed=1"))
+    assert weight_bytes(first) != weight_bytes(other)
+
+
+def test_resolve_returns_a_new_config_and_leaves_the_callers_alone(tmp_path, data):
+    cfg = config(data, tmp_path / "run")
+    before = copy.deepcopy(cfg)
+    resolved = resolve(cfg)
+    assert cfg == before  # cutoff, max_steps, warm-up and shift still unresolved
+    assert cfg.data.cutoff == 0 and cfg.train.max_steps == 0 and cfg.diffusion.shift is None
+    assert resolved.config is not cfg and resolved.config.data.cutoff == 34
+    assert resolved.config.train.max_steps == 10 and resolved.config.diffusion.shift is False
+    assert len(resolved.train) == 80 and len(resolved.valid) == 16
+    # train() does not change its argument either.
+    train(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_steps=1)))
+    assert cfg == before
+
+
+def test_train_takes_a_config_only():
+    assert list(inspect.signature(train).parameters) == ["cfg"]
+
+
+def test_validation_never_holds_a_training_problem(tmp_path, data):
+    rows = data.read_text().splitlines()
+    # 24 examples repeat earlier problems: the held-out split catches some of them.
+    with_copies = tmp_path / "copies.jsonl"
+    with_copies.write_text("\n".join(rows + rows[:24]) + "\n")
+    resolved = resolve(config(with_copies, tmp_path / "run"))
+    task_problems = {ex.input for ex in resolved.train.examples}
+    dropped = resolved.valid.duplicates_removed
+    assert dropped > 0 and len(resolved.valid) == 16 - dropped
+    assert len(resolved.train) == 120 - 16  # the training data are not touched
+    assert not task_problems & {ex.input for ex in resolved.valid.examples}
+    # A separate validation file: the same check.
+    valid = tmp_path / "valid.jsonl"
+    valid.write_text("\n".join(rows[:5] + rows[-3:]) + "\n")
+    separate = resolve(config(data, tmp_path / "run", f"data.valid={valid}", "data.valid_size=0"))
+    assert separate.valid.duplicates_removed == 8 and len(separate.valid) == 0
+    held = resolve(config(data, tmp_path / "run", f"data.valid={tmp_path / 'copies.jsonl'}",
+                          "data.valid_size=0"))
+    assert held.valid.duplicates_removed == 120 and len(held.train) == 96
+    # Reported when training: the log line and compute.json.
+    out = train(config(with_copies, tmp_path / "trained", "train.max_steps=2"))
+    assert RunDir(out).compute()["valid_duplicates_removed"] == dropped
+
+
+@pytest.mark.parametrize("progress, lines", [("auto", 2), ("log", 2), ("quiet", 0)])
+def test_progress_output_without_a_terminal(tmp_path, data, capsys, progress, lines):
+    train(config(data, tmp_path / "run", "train.max_steps=4", "train.log_every=2",
+                 f"train.progress={progress}"))
+    out, err = capsys.readouterr()
+    assert len(re.findall(r"^step \d/4: loss ", out, re.M)) == lines
+    assert "step/s" not in err and "\r" not in err  # no tqdm bar
+    assert "val_loss" in out  # validation is reported in every mode
+
+
+def test_unknown_progress_mode_is_an_error(tmp_path, data):
+    with pytest.raises(ConfigError, match="train.progress must be one of auto, bar, log, quiet"):
+        train(config(data, tmp_path / "run", "train.progress=loud"))

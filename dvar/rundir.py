@@ -1,0 +1,191 @@
+"""A run directory and the one module that knows its layout.
+
+    RUN/config.yaml          the resolved config (`dvar train` writes it at the start)
+    RUN/checkpoints/step-N/  resumable checkpoints (`dvar.checkpoint`)
+    RUN/model.safetensors    dvar's own model, with vocab.json and model.json
+    RUN/hf/                  a pretrained `model=hf:PATH` run: model (or adapter), tokenizer
+    RUN/compute.json         parameters, tokens, FLOPs and seconds of training
+    RUN/train_log.jsonl, eval_log.jsonl, loss.png
+    RUN/eval/STEM-LABEL/     one evaluation: predictions.jsonl, metrics.json
+
+Everything else asks `RunDir` what a directory holds (finished, resumable, fresh, or
+trained with other settings) and where an evaluation goes; `save_model`/`load_model`
+write and read both kinds of backbone through one interface.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dvar.checkpoint import list_checkpoints
+from dvar.config import Config, ConfigError, load_config, to_dict
+
+CONFIG_FILE = "config.yaml"
+WEIGHTS_FILE = "model.safetensors"
+HF_SUBDIR = "hf"  # = dvar.hf.RUN_SUBDIR
+COMPUTE_FILE = "compute.json"
+EVAL_DIR = "eval"
+
+# The settings that define a run: a directory trained with other values is another run.
+# Whole sections (`arch`, `diffusion`) compare every key they hold.
+RUN_SETTINGS = ("task", "objective", "model", "seed", "data.train", "data.answer_order",
+                "train.max_steps", "train.batch_size", "train.lr", "arch", "diffusion")
+
+
+class RunDir:
+    """A run directory: `RunDir("runs/sudoku-mdm").state(cfg)`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def config(self) -> Config | None:
+        """The resolved config the run was trained with, or None (no config.yaml)."""
+        file = self.path / CONFIG_FILE
+        return load_config(file) if file.is_file() else None
+
+    @property
+    def finished(self) -> bool:
+        """The trained weights are there (model.safetensors, or hf/)."""
+        return (self.path / WEIGHTS_FILE).is_file() or (self.path / HF_SUBDIR).is_dir()
+
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoints, oldest first."""
+        return list_checkpoints(self.path)
+
+    def check_same(self, cfg: Config) -> None:
+        """ConfigError if the directory holds a run trained with other settings than
+        `cfg`; settings `cfg` leaves unresolved (None; train.max_steps=0: then
+        train.epochs) are not compared."""
+        held = self.config()
+        if held is None:
+            return
+        have, want = to_dict(held), to_dict(cfg)
+        keys = list(RUN_SETTINGS)
+        if want["train"]["max_steps"] == 0:
+            keys[keys.index("train.max_steps")] = "train.epochs"
+        for key in keys:
+            a, b = have, want
+            for part in key.split("."):
+                a, b = a[part], b[part]
+            pairs = ([(f"{key}.{k}", a[k], b[k]) for k in b] if isinstance(b, dict)
+                     else [(key, a, b)])
+            for name, held_value, wanted in pairs:
+                if wanted is not None and held_value != wanted:
+                    raise ConfigError(f"{self.path} holds a run with {name}={held_value}, this run "
+                                      f"wants {wanted}: give another out_dir (or remove that run)")
+
+    def state(self, cfg: Config | None = None) -> str:
+        """"finished" (its weights are there), "resumable" (killed after a checkpoint) or
+        "fresh"; a run directory killed before its first checkpoint is removed (nothing in
+        it to keep). With `cfg`: ConfigError if it holds a run with other settings."""
+        if cfg is not None:
+            self.check_same(cfg)
+        if self.finished:
+            return "finished"
+        if self.checkpoints():
+            return "resumable"
+        if self.path.is_dir():
+            if any(self.path.iterdir()) and not (self.path / CONFIG_FILE).is_file():
+                raise ConfigError(f"{self.path} is not empty and holds no run ({CONFIG_FILE} "
+                                  "is missing): give another out_dir")
+            shutil.rmtree(self.path)
+        return "fresh"
+
+    def eval_dir(self, data_file: str | Path, label: str) -> Path:
+        """Where the evaluation of `data_file` labelled `label` (its decoding) goes:
+        RUN/eval/{stem of data_file}-{label}."""
+        return self.path / EVAL_DIR / f"{Path(data_file).stem}-{label}"
+
+    def compute(self) -> dict[str, Any] | None:
+        """compute.json (see `compute_record`), or None for a run trained before it existed."""
+        file = self.path / COMPUTE_FILE
+        return json.loads(file.read_text()) if file.is_file() else None
+
+    def write_compute(self, record: dict[str, Any]) -> Path:
+        """Write compute.json atomically."""
+        return write_json(self.path / COMPUTE_FILE, record)
+
+
+def write_json(path: Path, value: Any) -> Path:
+    """`value` as indented JSON, written to a temporary file renamed into place."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def compute_record(model: torch.nn.Module, steps: int, batch_size: int, cutoff: int,
+                   train_seconds: float, **extra: Any) -> dict[str, Any]:
+    """What training cost, for compute.json.
+
+    tokens = steps x batch_size x cutoff: the sequence positions the model processed
+    (padding included; every position goes through the network). FLOPs follow the
+    PaLM/Chinchilla count (PaLM, Chowdhery et al. 2022, appendix B): per token
+    6·N for the weight matmuls, forward and backward, with N the non-embedding parameter
+    count, plus 12·n_layer·n_embd·cutoff for the attention scores and the weighted sum
+    of values (forward 4·n_layer·n_embd·cutoff, backward twice that; full attention, not
+    halved for causal masks). A backbone whose config names no layer count or width
+    (`model.dimensions` None) gets the 6·N term alone and `attention_flops: false`.
+    """
+    counts = model.num_parameters()
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    tokens = steps * batch_size * cutoff
+    dimensions = model.dimensions
+    per_token = 6 * counts.non_embedding
+    if dimensions is not None:
+        n_layer, n_embd = dimensions
+        per_token += 12 * n_layer * n_embd * cutoff
+    return {
+        "parameters": counts.total,
+        "non_embedding_parameters": counts.non_embedding,
+        "trained_parameters": trained,
+        "steps": steps,
+        "batch_size": batch_size,
+        "cutoff": cutoff,
+        "tokens": tokens,
+        "flops": per_token * tokens,
+        "attention_flops": dimensions is not None,
+        "train_seconds": round(train_seconds, 3),
+        "tokens_per_s": round(tokens / train_seconds, 1) if train_seconds > 0 else None,
+        **extra,
+    }
+
+
+# ----------------------------------------------------------------------------- backbones
+def save_model(run_dir: str | Path, model: torch.nn.Module, tokenizer: Any) -> None:
+    """The finished model and its tokenizer: model.safetensors + vocab.json + model.json
+    (dvar's own), or hf/ (a pretrained backbone); each backbone class writes its own."""
+    model.save(run_dir, tokenizer)
+
+
+def load_model(run_dir: str | Path, cfg: Config, device: str | torch.device = "cpu") -> tuple[Any, Any]:
+    """(tokenizer, model) of a finished run trained with `cfg`, in eval mode.
+    FileNotFoundError naming the missing file if the run is not finished."""
+    from dvar.hf import load_backbone, hf_path
+    from dvar.model import Transformer
+    from dvar.objectives import objective_class
+    from dvar.tokenizer import CharTokenizer
+
+    run_dir = Path(run_dir)
+    pretrained = hf_path(cfg.model)
+    needed = (HF_SUBDIR,) if pretrained else ("vocab.json", "model.json", WEIGHTS_FILE)
+    for name in needed:
+        if not (run_dir / name).exists():
+            raise FileNotFoundError(f"{run_dir} is not a finished run: {name} is missing")
+    if pretrained:
+        return load_backbone(run_dir, pretrained, objective_class(cfg.objective).causal,
+                             cfg.lora, device)
+    return CharTokenizer.load(run_dir / "vocab.json"), Transformer.load(run_dir, device)
+
+
+__all__ = ["RunDir", "RUN_SETTINGS", "compute_record", "save_model", "load_model", "write_json",
+           "CONFIG_FILE", "WEIGHTS_FILE", "COMPUTE_FILE", "EVAL_DIR"]
