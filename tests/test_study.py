@@ -178,7 +178,7 @@ def test_an_evaluation_that_is_not_what_the_plan_says_is_refused(miniature, tmp_
 
 
 def test_a_second_call_reuses_finished_work_and_resumes_a_killed_run(miniature, capsys):
-    from dvar.trainer import train
+    from dvar.trainer import _train
 
     runs = miniature / "sudoku" / "seed0" / "runs"
     kept = {name: (runs / name / "model.safetensors").stat().st_mtime_ns for name in ("mdm", "ar")}
@@ -186,7 +186,7 @@ def test_a_second_call_reuses_finished_work_and_resumes_a_killed_run(miniature, 
     jobs = engine.plan(engine.load_study("miniature"), miniature, [0], only=["sudoku"], models=["ar-reverse"],
                        steps=12)
     shutil.rmtree(killed)
-    train(jobs[0].config, stop_after=6)  # killed after 6 of 12 steps (a checkpoint every 3)
+    _train(jobs[0].config, stop_after=6)  # killed after 6 of 12 steps (a checkpoint every 3)
     assert not (killed / "model.safetensors").exists()
     (runs / "mdm" / "eval" / "test-margin" / "metrics.json").unlink()
     capsys.readouterr()
@@ -209,7 +209,7 @@ def test_overrides_change_what_is_trained_and_a_different_run_is_refused(miniatu
     assert main(["study", "run", "miniature", "--only", "sudoku", "--seeds", "0", "--models", "mdm",
                  "--out", str(miniature), "--steps", "12", "--train-size", "160", "--test-size", "12",
                  "diffusion.time_weighting=elbo"]) == 2
-    assert "time_weighting=none, this plan wants elbo" in capsys.readouterr().err
+    assert "holds a run with diffusion.time_weighting=none, this run wants elbo" in capsys.readouterr().err
 
 
 def test_compare_and_bar_verdicts():
@@ -304,10 +304,10 @@ def test_a_study_of_your_own_runs_on_any_registered_task(tmp_path, one_thread):
         "models": {"ar": {"objective": "ar", "decodings": ["greedy"]},
                    "mdm": {"objective": "mdm", "decodings": ["topk"]}},
         "verdicts": [{"name": "v", "kind": "compare", "a": "mdm/topk", "b": "ar/greedy"}],
-        "families": {"sat3": {"task": "sat", "options": {"vars": 3}, "train_size": 64, "test_size": 8,
+        "families": {"sat4": {"task": "sat", "options": {"vars": 4}, "train_size": 64, "test_size": 8,
                               "steps": 3, "models": {"ar": {}, "mdm": {}}}}}))
     assert main(["study", "run", str(study), "--out", str(tmp_path / "out"), "--workers", "1"]) == 0
     summary = json.loads((tmp_path / "out" / "study.json").read_text())
-    seeds = summary["families"]["sat3"]["models"]["mdm"]["decodings"]["topk"]["test"]["seeds"]
+    seeds = summary["families"]["sat4"]["models"]["mdm"]["decodings"]["topk"]["test"]["seeds"]
     assert set(seeds) == {"0", "1"}
     assert "seed 0 | seed 1 | mean (min–max)" in (tmp_path / "out" / "results.md").read_text()
