@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from dvar.data import Example, written_answers
 from dvar.decoders import RevealTrace
 from dvar.evaluate import Run, from_order, make_decoder
-from dvar.generation import _natural
+from dvar.metrics import group_sort_key
 from dvar.objectives import Batch, answer_masks, make_batch
 from dvar.objectives.mdm import mask_at_rates
 from dvar.tokenizer import CharTokenizer
@@ -136,7 +136,7 @@ def _per_part(
 def _split(groups: Sequence[str], **columns_NxP: torch.Tensor) -> dict[str, dict[str, Any]]:
     """Per breakdown key: column means of each N x P tensor (`name` -> mean, plus count)."""
     out: dict[str, dict[str, Any]] = {}
-    for key in sorted(set(groups), key=_natural):
+    for key in sorted(set(groups), key=group_sort_key):
         rows = torch.tensor([g == key for g in groups])
         entry: dict[str, Any] = {"n": int(rows.sum())}
         for name, values_NxP in columns_NxP.items():
@@ -181,7 +181,7 @@ def analyze(
         "objective": run.config.objective, "answer_order": order, "model": run.config.model,
         "n": len(examples),
         "answer_positions": width,
-        "groups": {key: groups.count(key) for key in sorted(set(groups), key=_natural)},
+        "groups": {key: groups.count(key) for key in sorted(set(groups), key=group_sort_key)},
     }
     if separator:
         result["part_separator"] = separator
@@ -302,7 +302,7 @@ def decode_direction(
         start_side, goal_side = max(fixed[:half]), max(fixed[len(fixed) - half :])
         labels.append("backward" if goal_side < start_side else "forward" if start_side < goal_side else "tie")
     out: dict[str, dict[str, Any]] = {}
-    for key in [*sorted(set(groups), key=_natural), "all"]:
+    for key in [*sorted(set(groups), key=group_sort_key), "all"]:
         chosen = [label for label, group in zip(labels, groups) if key in ("all", group)]
         defined = [label for label in chosen if label is not None]
         entry: dict[str, Any] = {"n": len(chosen), "undefined": len(chosen) - len(defined)}

@@ -25,7 +25,7 @@ import yaml
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from dvar.generation import _natural  # noqa: E402
+from dvar.metrics import Breakdown, group_sort_key, parse_group  # noqa: E402
 from dvar.model import SIZES  # noqa: E402
 
 
@@ -71,29 +71,30 @@ class Published:
     accuracy: float
     model: str
     source: str
-    select: Callable[[str], bool] = field(compare=False)
+    select: Callable[[Breakdown], bool] = field(compare=False)  # on a parsed breakdown key
     answer_order: str = "forward"  # compared only with our runs trained in this order (SPEC §9)
 
 
-def _key_int(key: str, name: str) -> int | None:
-    match = re.fullmatch(rf"{name}=(\d+)", key)
-    return int(match.group(1)) if match else None
+def _int_field(breakdown: Breakdown, name: str) -> int:
+    """The breakdown's integer field `name`; 0 when it has none (e.g. `pd=none`)."""
+    value = breakdown.get(name)
+    return value if isinstance(value, int) else 0
 
 
-def _pd_at_least_2(key: str) -> bool:
-    return (_key_int(key, "pd") or 0) >= 2
+def _pd_at_least_2(breakdown: Breakdown) -> bool:
+    return _int_field(breakdown, "pd") >= 2
 
 
-def _nine_by_nine_easy(key: str) -> bool:  # 4x4 grids have at most 16 givens
-    return (_key_int(key, "givens") or 0) >= 27
+def _nine_by_nine_easy(breakdown: Breakdown) -> bool:  # 4x4 grids have at most 16 givens
+    return _int_field(breakdown, "givens") >= 27
 
 
-def _nine_by_nine_hard(key: str) -> bool:
-    return 17 <= (_key_int(key, "givens") or 0) <= 26
+def _nine_by_nine_hard(breakdown: Breakdown) -> bool:
+    return 17 <= _int_field(breakdown, "givens") <= 26
 
 
-def _four_numbers(key: str) -> bool:
-    return key.startswith("numbers=4,")
+def _four_numbers(breakdown: Breakdown) -> bool:
+    return breakdown.get("numbers") == 4
 
 
 _YE = "Ye et al., ICLR 2025 (arXiv 2410.14157), via SPEC §6"
@@ -213,7 +214,7 @@ def _cell(accuracy: float, n: int) -> str:
 def results_table(results: list[Result]) -> list[list[str]]:
     """Header row, then one row per (task, test set): accuracy with n per column."""
     headers = _columns(results)
-    columns = sorted(set(headers.values()), key=_natural)
+    columns = sorted(set(headers.values()), key=group_sort_key)
     rows: dict[tuple[str, str], dict[str, str]] = {}
     for r in results:
         rows.setdefault((r.task, r.data), {})[headers[id(r)]] = _cell(r.accuracy, r.n)
@@ -233,7 +234,7 @@ def published_table(results: list[Result]) -> list[list[str]]:
         for r in results:
             if r.task != paper.task or r.objective != paper.objective or r.answer_order != paper.answer_order:
                 continue
-            groups = [g for key, g in r.by.items() if paper.select(key)]
+            groups = [g for key, g in r.by.items() if paper.select(parse_group(key))]
             n = sum(g["n"] for g in groups)
             if not n:
                 continue
@@ -311,7 +312,7 @@ def plot_breakdowns(results: list[Result], out: Path) -> tuple[list[Path], list[
         if max(len(r.by) for r in group) < 2:
             skipped.append(f"accuracy by breakdown key for {task} on {data}: fewer than two keys")
             continue
-        keys = sorted({k for r in group for k in r.by}, key=_natural)
+        keys = sorted({k for r in group for k in r.by}, key=group_sort_key)
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
         for r in sorted(group, key=lambda r: headers[id(r)]):
             xs = [i for i, k in enumerate(keys) if k in r.by]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import random
-import re
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from dvar.generation import generate
+from dvar.metrics import format_group, group_sort_key, parse_group
 from dvar.tasks import get_task, task_names
 
 TASKS = task_names()
@@ -31,7 +31,37 @@ def test_documented_example_round_trips_and_verifies(name):
     problem = task.parse_input(task.example["input"])
     assert task.format_input(problem) == task.example["input"]
     assert task.judge(problem, task.example["output"])["correct"]
-    assert re.fullmatch(r"[a-z_]+=[^=,]+(,[a-z_]+=[^=,]+)*", task.group(problem))
+    breakdown = task.breakdown(problem)
+    assert breakdown and all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in breakdown.values())
+    assert task.group(problem) == format_group(breakdown)
+    assert parse_group(task.group(problem)) == breakdown  # ints stay ints
+
+
+@pytest.mark.parametrize("breakdown,key", [
+    ({"pd": 3}, "pd=3"), ({"pd": "none"}, "pd=none"), ({"pd": -1}, "pd=-1"),
+    ({"numbers": 4, "target": "ood"}, "numbers=4,target=ood"), ({"givens": 33}, "givens=33"),
+    ({"id": "007"}, "id=007"),
+])
+def test_breakdown_keys_format_and_parse_back(breakdown, key):
+    assert format_group(breakdown) == key
+    assert parse_group(key) == breakdown
+
+
+@pytest.mark.parametrize("bad", ["", "pd", "pd=", "=3", "pd=3,", "pd=3=4", "PD=3", "pd=3,pd=4", "all"])
+def test_a_malformed_breakdown_key_is_an_error_naming_it(bad):
+    with pytest.raises(ValueError, match="breakdown key"):
+        parse_group(bad)
+
+
+@pytest.mark.parametrize("bad", [{}, {"pd": "a,b"}, {"pd": "a=b"}, {"Pd": 1}, {"pd": True}, {"pd": 1.5}, {"pd": ""}])
+def test_a_breakdown_that_would_not_read_back_is_refused(bad):
+    with pytest.raises(ValueError, match="breakdown"):
+        format_group(bad)
+
+
+def test_breakdown_keys_sort_by_number():
+    keys = ["pd=10", "pd=2", "pd=none", "pd=9", "pd=0"]
+    assert sorted(keys, key=group_sort_key) == ["pd=0", "pd=2", "pd=9", "pd=10", "pd=none"]
 
 
 @pytest.mark.parametrize("name", TASKS)

@@ -5,7 +5,8 @@ A task owns everything about its problems and nothing about models:
 - a seeded generator (`sample`, driven by `dvar.tasks.generate`),
 - a classical solver (`solve`),
 - a verifier that judges any answer text by the problem's rules (`judge`),
-- a breakdown key computed from the input alone (`group`),
+- a breakdown of its problems computed from the input alone (`breakdown`: a mapping such
+  as `{"pd": 3}`; `group` is its output form `"pd=3"`, see `dvar.metrics.format_group`),
 - the orders its answer can be written in (`answer_orders`, `to_order`, `from_order`;
   SPEC §9): `forward` is the task's own format, the others serialise the same answer's
   units (path nodes or edges, Sudoku cells, Countdown equations, SAT literals) in
@@ -104,8 +105,15 @@ class Task(abc.ABC):
         wrong (the model learned the format); never raises."""
 
     @abc.abstractmethod
+    def breakdown(self, problem: Any) -> dict[str, int | str]:
+        """What accuracy is broken down by, from the input alone (e.g. `{"pd": 3}`): field
+        names lower_snake_case, values ints or strings without `=` and `,`."""
+
     def group(self, problem: Any) -> str:
-        """Breakdown key of a problem, from its input alone (e.g. `"pd=3"`)."""
+        """The breakdown as metrics.json and predictions.jsonl write it (`"pd=3"`)."""
+        from dvar.metrics import format_group
+
+        return format_group(self.breakdown(problem))
 
     # ------------------------------------------------------------------ answer orders
     def check_order(self, order: str) -> None:

@@ -409,11 +409,11 @@ class PathTask(Task):
             return reverse_units(text, "")
         return reverse_units(text, "/", flip=_flip_edge)
 
-    def group(self, problem: PathProblem) -> str:
+    def breakdown(self, problem: PathProblem) -> dict[str, int | str]:
         try:
-            return f"pd={planning_distance(problem.edges, problem.start, problem.goal)}"
-        except ValueError:
-            return "pd=none"
+            return {"pd": planning_distance(problem.edges, problem.start, problem.goal)}
+        except ValueError:  # the goal cannot be reached
+            return {"pd": "none"}
 
     def reference_lengths(self, options: Options) -> tuple[int, int]:
         """(cutoff, AR max_new_tokens): the reference's (75, 24) for the defaults, else a bound.

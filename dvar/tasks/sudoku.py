@@ -571,8 +571,8 @@ class SudokuTask(Task):
         """A full grid of digits 1..N, valid or not."""
         return _grid_values(problem, answer) is not None
 
-    def group(self, problem: SudokuPuzzle) -> str:
-        return f"givens={problem.givens}"
+    def breakdown(self, problem: SudokuPuzzle) -> dict[str, int | str]:
+        return {"givens": problem.givens}
 
     # ------------------------------------------------------------------ answer orders
     answer_orders = ("forward", "reverse", "solver", "random")
