@@ -10,7 +10,10 @@ A task owns everything about its problems and nothing about models:
 - the orders its answer can be written in (`answer_orders`, `to_order`, `from_order`;
   SPEC §9): `forward` is the task's own format, the others serialise the same answer's
   units (path nodes or edges, Sudoku cells, Countdown equations, SAT literals) in
-  another order, and map back to the task's format before the verifier judges them.
+  another order, and map back to the task's format before the verifier judges them;
+- what analysis needs to know about an answer's layout (`part_separator`, `answer_grid`,
+  `given_cells`, `direction_units`) and further named breakdowns (`extra_breakdowns`),
+  all optional, so that `dvar analyze` and the studies name no task.
 
 Generator knobs are a dataclass (`Task.Options`); each field becomes a `dvar generate`
 flag (`--field-name`), with the paper's settings as defaults. Field metadata may carry
@@ -26,7 +29,7 @@ import abc
 import argparse
 import dataclasses
 import random
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 # SPEC §9. forward: the task's own format; reverse: its units last to first; solver: each
 # unit (with its position) in the order the task's classical solver fixes it; random: each
@@ -115,6 +118,40 @@ class Task(abc.ABC):
 
         return format_group(self.breakdown(problem))
 
+    @property
+    def extra_breakdowns(self) -> dict[str, Callable[[Any], int | str]]:
+        """Further breakdowns a study may group predictions by, beside `breakdown`: name ->
+        a function of the problem giving an int or a string (path: `rpd`, the goal-side
+        planning distance). Default: none."""
+        return {}
+
+    # ------------------------------------------------------------------ analysis
+    # How an answer is laid out, for `dvar analyze`. The defaults say "characters only":
+    # no parts, no grid, no given cells, no direction.
+    def part_separator(self, problem: Any) -> str | None:
+        """The text between the parts of an answer to `problem`, in every order the task
+        writes (path's edges `/`, countdown's equations `,`): analysis reports loss,
+        accuracy and decoding step per part. None: the parts are the characters, which the
+        per-position analysis already covers."""
+        return None
+
+    def answer_grid(self, problem: Any) -> tuple[int, int] | None:
+        """(rows, columns) when the answer in the task's own format is a grid, one
+        character per cell row by row (sudoku: (9, 9)), for plotting; None otherwise."""
+        return None
+
+    def given_cells(self, problem: Any) -> list[bool] | None:
+        """Per character of the answer in the task's own format, whether the input already
+        fixes it (sudoku: the givens), so analysis can look at the rest alone; None: no
+        such split."""
+        return None
+
+    def direction_units(self, problem: Any, answer: str) -> list[tuple[int, int]] | None:
+        """Character spans of the units of `answer` (untrusted text in the task's own
+        format) that the input does not give away, from the start side to the goal side:
+        analysis asks whether a model fixed the goal-side half first. None: no direction."""
+        return None
+
     # ------------------------------------------------------------------ answer orders
     def check_order(self, order: str) -> None:
         """ValueError naming the task and its orders unless it can write `order`."""
@@ -199,6 +236,16 @@ def reverse_units(text: str, separator: str, flip=None) -> str:
     if flip is not None:
         units = [flip(unit) for unit in units]
     return separator.join(reversed(units))
+
+
+def unit_spans(text: str, separator: str) -> list[tuple[int, int]]:
+    """Character spans of the units of `text` split by `separator`:
+    `5,6/6,11` with `/` -> [(0, 3), (4, 8)]."""
+    spans, start = [], 0
+    for piece in text.split(separator):
+        spans.append((start, start + len(piece)))
+        start += len(piece) + len(separator)
+    return spans
 
 
 def _scalar_type(default: Any):

@@ -655,6 +655,10 @@ class CountdownTask(Task):
     def _read_order(self, problem: CountdownProblem, text: str, order: str) -> str:
         return reverse_units(text.strip(), ",")
 
+    def part_separator(self, problem: CountdownProblem) -> str:
+        """Equations, `,`."""
+        return ","
+
     def breakdown(self, problem: CountdownProblem) -> dict[str, int | str]:
         held = heldout_targets(self.make_options(numbers=len(problem.numbers)))
         return {"numbers": len(problem.numbers), "target": "ood" if problem.target in held else "in"}

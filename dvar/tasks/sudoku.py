@@ -574,6 +574,13 @@ class SudokuTask(Task):
     def breakdown(self, problem: SudokuPuzzle) -> dict[str, int | str]:
         return {"givens": problem.givens}
 
+    # ------------------------------------------------------------------ analysis
+    def answer_grid(self, problem: SudokuPuzzle) -> tuple[int, int]:
+        return problem.size, problem.size
+
+    def given_cells(self, problem: SudokuPuzzle) -> list[bool]:
+        return [bool(value) for value in problem.grid]
+
     # ------------------------------------------------------------------ answer orders
     answer_orders = ("forward", "reverse", "solver", "random")
 
