@@ -6,6 +6,15 @@ The summary is the JSON that `dvar check --json` prints and `metrics.json` holds
 With K samples per problem, `summarize_samples` adds pass@1, pass@K, best-of-K and
 majority@K.
 
+Model calls (NFE), as `dvar.evaluate` records them in metrics.json: `nfe` is every call in
+all (a batched call counts once); `nfe_per_example`, THE NFE per example of dvar (printed
+by `dvar eval`, logged to trackers, used by `dvar report` and results.csv), is what one
+problem costs when decoded batch by batch: each batch's calls count for every problem in
+it, summed over the K samples, averaged over problems. `row_nfe_per_example` is another
+quantity under its own name: the calls that included the problem's own row (lower where a
+decoder stops finished rows: AR length groups, adaptive decoders); None when the decoder
+does not say.
+
 Breakdown keys: a task's `breakdown(problem)` is a mapping such as `{"pd": 3}` or
 `{"numbers": 4, "target": "ood"}`; it becomes a string only for output (`by` keys of
 metrics.json, `group` of predictions.jsonl), by `format_group` (`"pd=3"`,

@@ -6,6 +6,18 @@ An evaluation is a directory holding `metrics.json` (written by `dvar eval`); a 
 directory (`config.yaml`) holds them under `eval/*/`, and its `train_log.jsonl` gives the
 loss curve. Any other directory is searched for both. The paper's published numbers
 (`PUBLISHED`) are shown beside ours where our breakdown keys cover the same subset.
+
+Results are keyed by what they are, never by a directory's name: the task and test set
+(rows), and the model, objective, answer order, decoder with its settings and steps
+(columns), from metrics.json and the run's config.yaml. Evaluations whose runs differ only
+in `seed` (and in their file paths: out_dir, data.train, data.valid) share a cell: the
+mean accuracy, min–max and every seed. Runs that differ in another setting get columns of
+their own, named by the settings that differ; evaluations that nothing recorded tells
+apart (a lone eval directory, the same run evaluated twice) are named by their directory.
+
+NFE per example is metrics.json's `nfe_per_example` everywhere (plots, results.csv): the
+model calls one problem costs when decoded batch by batch (defined in `dvar.metrics`);
+results.csv keeps `row_nfe_per_example`, a different quantity, under that name.
 """
 
 from __future__ import annotations
@@ -20,6 +32,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import matplotlib
+import statistics
+
 import yaml
 
 matplotlib.use("Agg")
@@ -42,12 +56,17 @@ class Result:
     n: int
     correct: int
     accuracy: float
-    nfe_per_example: float | None  # model calls per problem (own calls when tracked)
+    nfe_per_example: float | None  # model calls one problem costs, decoded batch by batch
     examples_per_s: float | None
     by: dict[str, dict[str, Any]]
     run: str  # run directory ("" for a lone eval directory)
     path: str  # the metrics.json file
     answer_order: str = "forward"  # SPEC §9; named in the column when not forward
+    seed: int | None = None  # the run's seed (None for a lone eval directory)
+    # The run's config.yaml flattened (`train.lr`: 0.001), without seed and file paths
+    # (out_dir, resume, data.train, data.valid): runs with equal settings are seeds of one.
+    settings: dict[str, Any] = field(default_factory=dict)
+    row_nfe_per_example: float | None = None  # calls that included the problem's own row
 
     @property
     def model_label(self) -> str:
@@ -147,13 +166,41 @@ def _run_of(metrics_file: Path) -> Path | None:
     return run if metrics_file.parent.parent.name == "eval" and (run / "config.yaml").is_file() else None
 
 
-def load_result(metrics_file: Path) -> Result:
-    m = json.loads(metrics_file.read_text())
+_NOT_SETTINGS = ("seed", "out_dir", "resume", "data.train", "data.valid")
+
+
+def _flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def read_metrics(path: str | Path) -> Result:
+    """One evaluation: a metrics.json file (or its directory), with its run's config.yaml
+    when it lies in RUN/eval/NAME/. ValueError naming the file for a file that is not a
+    metrics.json."""
+    metrics_file = Path(path)
+    if metrics_file.is_dir():
+        metrics_file = metrics_file / "metrics.json"
+    try:
+        m = json.loads(metrics_file.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{metrics_file}: not JSON ({error})") from None
+    missing = [key for key in ("n", "correct", "accuracy") if not isinstance(m, dict) or key not in m]
+    if missing:
+        raise ValueError(f"{metrics_file}: not a metrics.json, no {', '.join(missing)}")
     run = _run_of(metrics_file)
     config: dict[str, Any] = {}
     if run is not None:
         config = yaml.safe_load((run / "config.yaml").read_text()) or {}
-    nfe = m.get("row_nfe_per_example")
+        if not isinstance(config, dict):
+            raise ValueError(f"{run / 'config.yaml'}: expected a mapping")
+    seed = config.get("seed", 0) if run is not None else None
+    settings = {k: v for k, v in _flatten(config).items() if k not in _NOT_SETTINGS}
     return Result(
         task=m.get("task") or config.get("task", "?"),
         data=m.get("data", "?"),
@@ -164,12 +211,15 @@ def load_result(metrics_file: Path) -> Result:
         n=m["n"],
         correct=m["correct"],
         accuracy=m["accuracy"],
-        nfe_per_example=nfe if nfe is not None else m.get("nfe_per_example"),
+        nfe_per_example=m.get("nfe_per_example"),
         examples_per_s=m.get("examples_per_s"),
         by=m.get("by", {}),
         run=str(run) if run is not None else "",
         path=str(metrics_file),
         answer_order=m.get("answer_order") or (config.get("data") or {}).get("answer_order") or "forward",
+        seed=seed,
+        settings=settings,
+        row_nfe_per_example=m.get("row_nfe_per_example"),
     )
 
 
@@ -196,31 +246,81 @@ def decoder_label(name: str, settings: dict[str, Any], samples: int = 1) -> str:
 
 
 # ---------------------------------------------------------------------- tables
-def _columns(results: list[Result]) -> dict[int, str]:
-    """Column header per result; the run's name is added where two runs share a header."""
-    runs_per_label: dict[str, set[str]] = {}
+def _suffixes(results: list[Result]) -> dict[int, str]:
+    """Per result, what tells its column apart from others with the same header: the
+    settings its run differs in (`train.lr=0.0003`), or, where the same header and
+    settings would hold one seed twice in a cell, its directory. "" when nothing needs it."""
+    def identity(r: Result) -> frozenset:
+        return frozenset((k, repr(v)) for k, v in r.settings.items())
+
+    by_column: dict[str, dict[frozenset, list[Result]]] = {}
     for r in results:
-        runs_per_label.setdefault(r.column, set()).add(r.run)
-    return {
-        id(r): r.column + (f" ({Path(r.run).name or r.path})" if len(runs_per_label[r.column]) > 1 else "")
-        for r in results
-    }
+        by_column.setdefault(r.column, {}).setdefault(identity(r), []).append(r)
+    out: dict[int, str] = {}
+    for identities in by_column.values():
+        keys = sorted({k for members in identities.values() for k in members[0].settings})
+        differing = [k for k in keys if len({repr(m[0].settings.get(k)) for m in identities.values()}) > 1]
+        for members in identities.values():
+            named = ", ".join(f"{k}={members[0].settings.get(k, '-')}" for k in differing)
+            cells: dict[tuple[str, str], list[int | None]] = {}
+            for r in members:
+                cells.setdefault((r.task, r.data), []).append(r.seed)
+            repeated = any(len(seeds) != len(set(seeds)) for seeds in cells.values())
+            for r in members:
+                where = _where(r, members) if repeated else ""
+                out[id(r)] = ", ".join(part for part in (named, where) if part)
+    return {key: f" ({text})" if text else "" for key, text in out.items()}
+
+
+def _where(r: Result, members: list[Result]) -> str:
+    """The run directory, or the eval directory where one run has several evaluations."""
+    if r.run and sum(m.run == r.run for m in members) == 1:
+        return r.run
+    return str(Path(r.path).parent)
+
+
+def _columns(results: list[Result]) -> dict[int, str]:
+    """Column header per result (`Result.column` plus what tells it apart); results that
+    differ only in seed share it."""
+    suffixes = _suffixes(results)
+    return {id(r): r.column + suffixes[id(r)] for r in results}
+
+
+def _series(results: list[Result]) -> dict[int, str]:
+    """Per result, its column header without the decoding steps (a line through steps)."""
+    suffixes = _suffixes(results)
+    return {id(r): f"{r.model_label} {r.decoder}{suffixes[id(r)]}" for r in results}
 
 
 def _cell(accuracy: float, n: int) -> str:
     return f"{100 * accuracy:.1f}% (n={n})"
 
 
+def seed_cell(results: list[Result]) -> str:
+    """One cell: `90.0% (n=10)`, or over seeds the mean, min–max and every seed:
+    `85.0% (80.0–90.0%, seeds 0, 1; n=10 each)`."""
+    if len(results) == 1:
+        return _cell(results[0].accuracy, results[0].n)
+    ordered = sorted(results, key=lambda r: (r.seed is None, r.seed or 0))
+    accuracies = [r.accuracy for r in ordered]
+    ns = [r.n for r in ordered]
+    n = f"{ns[0]} each" if len(set(ns)) == 1 else "/".join(map(str, ns))
+    seeds = ", ".join("?" if r.seed is None else str(r.seed) for r in ordered)
+    return (f"{100 * statistics.mean(accuracies):.1f}% ({100 * min(accuracies):.1f}–{100 * max(accuracies):.1f}%, "
+            f"seeds {seeds}; n={n})")
+
+
 def results_table(results: list[Result]) -> list[list[str]]:
-    """Header row, then one row per (task, test set): accuracy with n per column."""
+    """Header row, then one row per (task, test set): accuracy with n per column, over
+    seeds the mean, min–max and the seeds (`seed_cell`)."""
     headers = _columns(results)
     columns = sorted(set(headers.values()), key=group_sort_key)
-    rows: dict[tuple[str, str], dict[str, str]] = {}
+    rows: dict[tuple[str, str], dict[str, list[Result]]] = {}
     for r in results:
-        rows.setdefault((r.task, r.data), {})[headers[id(r)]] = _cell(r.accuracy, r.n)
+        rows.setdefault((r.task, r.data), {}).setdefault(headers[id(r)], []).append(r)
     table = [["task", "test set", *columns]]
     for (task, data), cells in sorted(rows.items()):
-        table.append([task, data, *(cells.get(c, "") for c in columns)])
+        table.append([task, data, *(seed_cell(cells[c]) if c in cells else "" for c in columns)])
     return table
 
 
@@ -230,6 +330,8 @@ def published_table(results: list[Result]) -> list[list[str]]:
     answer order (the solver-order AR figure is compared with AR solver runs only)."""
     table = [["task", "test set", "subset", "ours", "ours: accuracy", "published", "published: accuracy",
               "source"]]
+    headers = _columns(results)
+    seeded = {label for label in headers.values() if sum(h == label for h in headers.values()) > 1}
     for paper in PUBLISHED:
         for r in results:
             if r.task != paper.task or r.objective != paper.objective or r.answer_order != paper.answer_order:
@@ -239,7 +341,8 @@ def published_table(results: list[Result]) -> list[list[str]]:
             if not n:
                 continue
             correct = sum(g["correct"] for g in groups)
-            table.append([r.task, r.data, paper.subset, r.column, _cell(correct / n, n), paper.model,
+            label = headers[id(r)] + (f" seed {r.seed}" if headers[id(r)] in seeded and r.seed is not None else "")
+            table.append([r.task, r.data, paper.subset, label, _cell(correct / n, n), paper.model,
                           f"{100 * paper.accuracy:.1f}%", paper.source])
     return table
 
@@ -250,8 +353,9 @@ def markdown(table: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-CSV_FIELDS = ("task", "test_set", "model", "objective", "answer_order", "decoder", "steps", "accuracy", "n",
-              "correct", "nfe_per_example", "examples_per_s", "run", "source")
+CSV_FIELDS = ("task", "test_set", "model", "objective", "answer_order", "decoder", "steps", "seed", "accuracy",
+              "n", "correct", "nfe_per_example", "row_nfe_per_example", "examples_per_s", "column", "run",
+              "source")
 
 
 def csv_rows(results: list[Result]) -> list[dict[str, Any]]:
@@ -259,19 +363,20 @@ def csv_rows(results: list[Result]) -> list[dict[str, Any]]:
     def blank_if_none(value: Any) -> Any:
         return "" if value is None else value
 
+    headers = _columns(results)
     rows = [
         {"task": r.task, "test_set": r.data, "model": r.model, "objective": r.objective,
          "answer_order": r.answer_order, "decoder": r.decoder, "steps": blank_if_none(r.steps),
-         "accuracy": r.accuracy, "n": r.n,
+         "seed": blank_if_none(r.seed), "accuracy": r.accuracy, "n": r.n,
          "correct": r.correct, "nfe_per_example": blank_if_none(r.nfe_per_example),
-         "examples_per_s": blank_if_none(r.examples_per_s), "run": r.run, "source": "ours"}
-        for r in sorted(results, key=lambda r: (r.task, r.data, r.column, r.run))
+         "row_nfe_per_example": blank_if_none(r.row_nfe_per_example),
+         "examples_per_s": blank_if_none(r.examples_per_s), "column": headers[id(r)], "run": r.run,
+         "source": "ours"}
+        for r in sorted(results, key=lambda r: (r.task, r.data, headers[id(r)], r.seed or 0, r.run, r.path))
     ]
     rows += [
-        {"task": p.task, "test_set": p.subset, "model": p.model, "objective": p.objective,
-         "answer_order": "", "decoder": "",
-         "steps": "", "accuracy": p.accuracy, "n": "", "correct": "", "nfe_per_example": "",
-         "examples_per_s": "", "run": "", "source": f"published: {p.source}"}
+        {**{name: "" for name in CSV_FIELDS}, "task": p.task, "test_set": p.subset, "model": p.model,
+         "objective": p.objective, "accuracy": p.accuracy, "source": f"published: {p.source}"}
         for p in PUBLISHED
     ]
     return rows
@@ -304,8 +409,9 @@ def _by_test_set(results: list[Result]) -> dict[tuple[str, str], list[Result]]:
 
 
 def plot_breakdowns(results: list[Result], out: Path) -> tuple[list[Path], list[str]]:
-    """Accuracy per breakdown key (PD, givens, ...) per test set, one line per column, AR
-    solid and MDM dashed. Drawn where some result has two or more keys."""
+    """Accuracy per breakdown key (PD, givens, ...) per test set, one line per column (the
+    mean over its seeds), AR solid and MDM dashed. Drawn where some result has two or more
+    keys."""
     written, skipped = [], []
     headers = _columns(results)
     for (task, data), group in _by_test_set(results).items():
@@ -314,10 +420,14 @@ def plot_breakdowns(results: list[Result], out: Path) -> tuple[list[Path], list[
             continue
         keys = sorted({k for r in group for k in r.by}, key=group_sort_key)
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
-        for r in sorted(group, key=lambda r: headers[id(r)]):
-            xs = [i for i, k in enumerate(keys) if k in r.by]
-            ax.plot(xs, [100 * r.by[keys[i]]["accuracy"] for i in xs],
-                    "o-" if r.objective == "ar" else "s--", label=headers[id(r)])
+        lines: dict[str, list[Result]] = {}
+        for r in group:
+            lines.setdefault(headers[id(r)], []).append(r)
+        for label, members in sorted(lines.items()):
+            xs = [i for i, k in enumerate(keys) if any(k in r.by for r in members)]
+            ys = [100 * statistics.mean(r.by[keys[i]]["accuracy"] for r in members if keys[i] in r.by) for i in xs]
+            seeds = f" (mean of {len(members)} seeds)" if len(members) > 1 else ""
+            ax.plot(xs, ys, "o-" if members[0].objective == "ar" else "s--", label=label + seeds)
         ax.set_xticks(range(len(keys)), keys, rotation=30 if len(keys) > 6 else 0)
         _accuracy_axis(ax, [g["accuracy"] for r in group for g in r.by.values()])
         ax.set_title(f"{task}: {data}", fontsize=9)
@@ -327,28 +437,29 @@ def plot_breakdowns(results: list[Result], out: Path) -> tuple[list[Path], list[
 
 
 def plot_nfe(results: list[Result], out: Path) -> tuple[list[Path], list[str]]:
-    """Accuracy vs model calls per problem, one line per run and decoder through its step
-    counts; drawn where a test set has two or more evaluations with a call count."""
+    """Accuracy vs model calls per problem (`nfe_per_example`), one line per column but
+    its steps, through its step counts (a point: the mean over seeds); drawn where a test
+    set has two or more evaluations with a call count."""
     written, skipped = [], []
+    series = _series(results)
     for (task, data), group in _by_test_set(results).items():
         counted = [r for r in group if r.nfe_per_example]
         if len(counted) < 2:
             skipped.append(f"accuracy vs NFE for {task} on {data}: fewer than two evaluations with NFE")
             continue
-        lines: dict[tuple[str, str], list[Result]] = {}
+        lines: dict[str, dict[int | None, list[Result]]] = {}
         for r in counted:
-            lines.setdefault((r.run or r.path, f"{r.model_label} {r.decoder}"), []).append(r)
-        several_runs = len({run for run, _ in lines}) > len({label for _, label in lines})
+            lines.setdefault(series[id(r)], {}).setdefault(r.steps, []).append(r)
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
-        for (run, label), points in sorted(lines.items(), key=lambda kv: kv[0][1]):
-            points.sort(key=lambda r: r.nfe_per_example)
-            ax.plot([r.nfe_per_example for r in points], [100 * r.accuracy for r in points],
-                    "o-" if points[0].objective == "ar" else "s--",
-                    label=label + (f" ({Path(run).name})" if several_runs else ""))
-            for r in points if len(points) > 1 else []:
-                if r.steps:
-                    ax.annotate(f"T={r.steps}", (r.nfe_per_example, 100 * r.accuracy), fontsize=7,
-                                textcoords="offset points", xytext=(3, 3))
+        for label, by_steps in sorted(lines.items()):
+            points = sorted(((statistics.mean(r.nfe_per_example for r in members),
+                              statistics.mean(100 * r.accuracy for r in members), steps)
+                             for steps, members in by_steps.items()), key=lambda p: p[0])
+            ax.plot([x for x, _, _ in points], [y for _, y, _ in points],
+                    "o-" if next(iter(by_steps.values()))[0].objective == "ar" else "s--", label=label)
+            for x, y, steps in points if len(points) > 1 else []:
+                if steps:
+                    ax.annotate(f"T={steps}", (x, y), fontsize=7, textcoords="offset points", xytext=(3, 3))
         nfes = [r.nfe_per_example for r in counted]
         if max(nfes) > 10 * min(nfes):
             ax.set_xscale("log")
@@ -371,8 +482,9 @@ def plot_losses(runs: list[Path], out: Path) -> tuple[list[Path], list[str]]:
         rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         if rows:
             objective = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("objective", "?")
+            same_name = sum(other.name == run.name for other in runs) > 1
             curves.setdefault(objective, []).append(
-                (run.name, [r["step"] for r in rows], [r["loss"] for r in rows]))
+                (str(run) if same_name else run.name, [r["step"] for r in rows], [r["loss"] for r in rows]))
     if not curves:
         return [], ["training loss curves: no run directory with a train_log.jsonl"]
     fig, axes = plt.subplots(1, len(curves), figsize=(5.0 * len(curves), 3.6), squeeze=False)
@@ -420,7 +532,7 @@ def write_report(paths: list[str | Path], out: str | Path) -> dict[str, Any]:
     metrics, runs = find(paths)
     if not metrics:
         raise FileNotFoundError(f"no metrics.json under {', '.join(map(str, paths))}")
-    results = [load_result(file) for file in metrics]
+    results = [read_metrics(file) for file in metrics]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plots: list[Path] = []
@@ -440,7 +552,8 @@ def write_report(paths: list[str | Path], out: str | Path) -> dict[str, Any]:
     beside = published_table(results)
     text = ["# Results", "",
             "Accuracy judged by each task's verifier, with the number of test problems; a column is",
-            "model size, objective, decoder (settings other than its defaults) and decoding steps T.", "",
+            "model size, objective, decoder (settings other than its defaults) and decoding steps T;",
+            "runs that differ only in seed share a cell: mean accuracy (min–max, the seeds).", "",
             markdown(results_table(results)), "", "## Beside the published numbers", ""]
     if len(beside) > 1:
         text += ["Our accuracy on the subset a published number was measured on (pooled over our",
