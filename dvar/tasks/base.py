@@ -20,7 +20,8 @@ flag (`--field-name`), with the paper's settings as defaults. Field metadata may
 `help`, `flag` (another flag name) and `parse` (a str -> value converter).
 
 Adding a task means adding one module under `dvar/tasks/` that defines a subclass
-decorated with `@register`; the CLI and the shared tests pick it up.
+decorated with `@register`; the CLI and the shared tests pick it up. The contract, member
+by member, is docs/adding-a-task.md; docs/task_template.py is a complete small task.
 """
 
 from __future__ import annotations
