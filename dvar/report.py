@@ -247,27 +247,24 @@ def decoder_label(name: str, settings: dict[str, Any], samples: int = 1) -> str:
 
 # ---------------------------------------------------------------------- tables
 def _suffixes(results: list[Result]) -> dict[int, str]:
-    """Per result, what tells its column apart from others with the same header: the
-    settings its run differs in (`train.lr=0.0003`), or, where the same header and
-    settings would hold one seed twice in a cell, its directory. "" when nothing needs it."""
+    """Per result, what tells it apart from the others with the same header in its row
+    (task, test set): the settings its run differs in (`train.lr=0.0003`), or, where one
+    setting would hold a seed twice, its directory. "" when nothing needs it."""
     def identity(r: Result) -> frozenset:
         return frozenset((k, repr(v)) for k, v in r.settings.items())
 
-    by_column: dict[str, dict[frozenset, list[Result]]] = {}
+    cells: dict[tuple[str, str, str], dict[frozenset, list[Result]]] = {}
     for r in results:
-        by_column.setdefault(r.column, {}).setdefault(identity(r), []).append(r)
+        cells.setdefault((r.column, r.task, r.data), {}).setdefault(identity(r), []).append(r)
     out: dict[int, str] = {}
-    for identities in by_column.values():
+    for identities in cells.values():
         keys = sorted({k for members in identities.values() for k in members[0].settings})
         differing = [k for k in keys if len({repr(m[0].settings.get(k)) for m in identities.values()}) > 1]
         for members in identities.values():
             named = ", ".join(f"{k}={members[0].settings.get(k, '-')}" for k in differing)
-            cells: dict[tuple[str, str], list[int | None]] = {}
+            seeds = [r.seed for r in members]
             for r in members:
-                cells.setdefault((r.task, r.data), []).append(r.seed)
-            repeated = any(len(seeds) != len(set(seeds)) for seeds in cells.values())
-            for r in members:
-                where = _where(r, members) if repeated else ""
+                where = _where(r, members) if len(seeds) != len(set(seeds)) else ""
                 out[id(r)] = ", ".join(part for part in (named, where) if part)
     return {key: f" ({text})" if text else "" for key, text in out.items()}
 
