@@ -13,21 +13,25 @@ characters has positions 0..c (c is its EOS). Per position, over the examples th
   (the MDM forward process at r = (t+1)/T) and the unweighted cross-entropy and accuracy
   are read at the masked answer positions;
 - MDM, `decode_order`: the step (1 = first model call) at which the decoder revealed each
-  position for good (`dvar.decoders.RevealTrace`); for Sudoku also as a grid, over all
-  cells and over the blank cells only, and the mean step of given vs blank cells.
-Answers made of parts (path: edges split by `/`; countdown: equations split by `,`) get
-the same per part and per breakdown key (path: planning distance): a part's loss is the
-mean over its scored characters, it is correct when they all are, and it is fixed at the
-step its last character is revealed (parts of the decoded answer there).
+  position for good (`dvar.decoders.RevealTrace`); where the task lays its answer out as a
+  grid (`Task.answer_grid`, Sudoku) also as that grid, and, where it says which cells the
+  input gives (`Task.given_cells`), over the other cells only, with the mean step of given
+  vs other cells. Grids are read in the task's own answer order only.
+Answers made of parts (`Task.part_separator`; path: edges split by `/`, countdown:
+equations split by `,`) get the same per part and per breakdown key (path: planning
+distance): a part's loss is the mean over its scored characters, it is correct when they
+all are, and it is fixed at the step its last character is revealed (parts of the decoded
+answer there).
 
-Path, MDM: `decode_order.direction` says per planning distance whether the model wrote the
-path backwards (SPEC §9: does diffusion learn to decode from the goal?). The path's units
-that the input does not give away (compact: the interior nodes, start and goal are copies;
-edge list: every edge) are split into a start-side half and a goal-side half (the middle
-unit of an odd count belongs to neither); a half is fixed at the step its last unit is,
-and a problem counts as `backward` when the goal-side half was fixed strictly first,
-`forward` when the start-side half was, `tie` otherwise. It needs two such units (paths of
-4+ nodes in the compact form); problems with fewer are counted in `undefined`.
+MDM, in the task's own answer order, for tasks with `Task.direction_units` (path):
+`decode_order.direction` says per breakdown key whether the model wrote the answer goal
+side first (SPEC §9: does diffusion learn to decode from the goal?). The units the input
+does not give away (path compact: the interior nodes; edge list: every edge) are split
+into a start-side half and a goal-side half (the middle unit of an odd count belongs to
+neither); a half is fixed at the step its last unit is, and a problem counts as
+`backward` when the goal-side half was fixed strictly first, `forward` when the start-side
+half was, `tie` otherwise. It needs two such units (paths of 4+ nodes in the compact
+form); problems with fewer are counted in `undefined`.
 """
 
 from __future__ import annotations
@@ -43,12 +47,12 @@ import torch.nn.functional as F
 from dvar.data import Example, written_answers
 from dvar.decoders import RevealTrace
 from dvar.evaluate import Run, from_order, make_decoder
-from dvar.generation import _natural
+from dvar.metrics import group_sort_key
 from dvar.objectives import Batch, answer_masks, make_batch
 from dvar.objectives.mdm import mask_at_rates
+from dvar.tasks.base import unit_spans
 from dvar.tokenizer import CharTokenizer
 
-PART_SEPARATORS = {"path": "/", "countdown": ","}
 MASK_RATES = (0.25, 0.5, 0.75, 1.0)
 NAN = float("nan")
 
@@ -108,15 +112,6 @@ def summarize_positions(loss_NxA: torch.Tensor, correct_NxA: torch.Tensor) -> di
     return {"loss": loss, "accuracy": accuracy, "count": count}
 
 
-def part_spans(text: str, separator: str) -> list[tuple[int, int]]:
-    """Character spans of the parts of `text`: `5,6/6,11` with `/` -> [(0, 3), (4, 8)]."""
-    spans, start = [], 0
-    for piece in text.split(separator):
-        spans.append((start, start + len(piece)))
-        start += len(piece) + 1
-    return spans
-
-
 def _per_part(
     values_NxA: torch.Tensor, spans: Sequence[list[tuple[int, int]]], reduce: str
 ) -> torch.Tensor:
@@ -136,7 +131,7 @@ def _per_part(
 def _split(groups: Sequence[str], **columns_NxP: torch.Tensor) -> dict[str, dict[str, Any]]:
     """Per breakdown key: column means of each N x P tensor (`name` -> mean, plus count)."""
     out: dict[str, dict[str, Any]] = {}
-    for key in sorted(set(groups), key=_natural):
+    for key in sorted(set(groups), key=group_sort_key):
         rows = torch.tensor([g == key for g in groups])
         entry: dict[str, Any] = {"n": int(rows.sum())}
         for name, values_NxP in columns_NxP.items():
@@ -174,14 +169,14 @@ def analyze(
             examples, written_answers(run.task, list(examples), order, run.config.seed, source))]
     width = max(len(ex.output) for ex in examples) + 1  # answer positions, EOS included
     groups = [run.task.group(ex.problem) for ex in examples]
-    separator = PART_SEPARATORS.get(run.task.name)
-    gold_spans = [part_spans(ex.output, separator) for ex in examples] if separator else []
+    separator = _one(run.task.part_separator(ex.problem) for ex in examples)
+    gold_spans = [unit_spans(ex.output, separator) for ex in examples] if separator else []
     result: dict[str, Any] = {
         "run": str(run.path or ""), "data": source, "task": run.task.name,
         "objective": run.config.objective, "answer_order": order, "model": run.config.model,
         "n": len(examples),
         "answer_positions": width,
-        "groups": {key: groups.count(key) for key in sorted(set(groups), key=_natural)},
+        "groups": {key: groups.count(key) for key in sorted(set(groups), key=group_sort_key)},
     }
     if separator:
         result["part_separator"] = separator
@@ -261,39 +256,50 @@ def decode_order(
         "decoder": name, "settings": dataclasses.asdict(dec), "nfe": calls,
         "accuracy": sum(verdicts) / len(verdicts), "mean_reveal_step": mean_step, "count": count,
     }
-    cells = len(examples[0].output)
-    side = math.isqrt(cells)
-    if run.task.name == "sudoku" and side * side == cells and all(len(e.output) == cells for e in examples):
-        # Given cells are copies of the input; the blanks are the problem. A cell's mean
-        # over all puzzles mixes the two, so the blanks get their own grid and means.
-        given_NxA = torch.tensor([[ch != "0" for ch in ex.input] + [False] * (width - cells) for ex in examples])
-        blank_NxA = torch.tensor([[ch == "0" for ch in ex.input] + [False] * (width - cells) for ex in examples])
-        blank_step, _ = _mean_by_column(reveal_NxA.where(blank_NxA, NAN))
-        out["grid"] = [mean_step[r * side : (r + 1) * side] for r in range(side)]
-        out["grid_blank_cells"] = [blank_step[r * side : (r + 1) * side] for r in range(side)]
-        out["given_mean_reveal_step"] = round(float(reveal_NxA[given_NxA].mean()), 5)
-        out["blank_mean_reveal_step"] = round(float(reveal_NxA[blank_NxA].mean()), 5)
+    grid = _one(run.task.answer_grid(ex.problem) for ex in examples) if order == "forward" else None
+    if grid and all(len(ex.output) == grid[0] * grid[1] for ex in examples):
+        rows, columns = grid
+        out["grid"] = [mean_step[r * columns : (r + 1) * columns] for r in range(rows)]
+        given = [run.task.given_cells(ex.problem) for ex in examples]
+        if all(g is not None and len(g) == len(ex.output) for g, ex in zip(given, examples)):
+            # Given cells are copies of the input; the blanks are the problem. A cell's mean
+            # over all puzzles mixes the two, so the blanks get their own grid and means.
+            pad = [False] * (width - rows * columns)  # EOS
+            given_NxA = torch.tensor([g + pad for g in given])
+            blank_NxA = torch.tensor([[not c for c in g] + pad for g in given])
+            blank_step, _ = _mean_by_column(reveal_NxA.where(blank_NxA, NAN))
+            out["grid_blank_cells"] = [blank_step[r * columns : (r + 1) * columns] for r in range(rows)]
+            out["given_mean_reveal_step"] = round(float(reveal_NxA[given_NxA].mean()), 5)
+            out["blank_mean_reveal_step"] = round(float(reveal_NxA[blank_NxA].mean()), 5)
     if separator:
-        spans = [part_spans(text, separator) for text in texts]
+        spans = [unit_spans(text, separator) for text in texts]
         out["parts"] = _split(groups, fixed_step=_per_part(decoded_NxA, spans, "max"))
-    if run.task.name == "path" and order == "forward":
-        out["direction"] = decode_direction(
-            [ex.problem for ex in examples], texts, decoded_NxA, groups)
+    if order == "forward":
+        units = [run.task.direction_units(ex.problem, text) for ex, text in zip(examples, texts)]
+        if any(u is not None for u in units):
+            out["direction"] = decode_direction(units, decoded_NxA, groups)
     return out
 
 
+def _one(values: Any) -> Any:
+    """The value all of `values` share, else None (examples laid out differently)."""
+    distinct = set(values)
+    return distinct.pop() if len(distinct) == 1 else None
+
+
 def decode_direction(
-    problems: Sequence[Any], texts: Sequence[str], reveal_NxA: torch.Tensor, groups: Sequence[str]
+    units: Sequence[Sequence[tuple[int, int]] | None], reveal_NxA: torch.Tensor, groups: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
-    """Per breakdown key (and `all`): shares of problems whose decoded path was fixed goal
+    """Per breakdown key (and `all`): shares of problems whose decoded answer was fixed goal
     side first (`backward`), start side first (`forward`) or at once (`tie`); see the module
-    docstring. Shares are over the problems where the direction is defined."""
+    docstring. `units[i]`: the spans of answer i's units, start side first
+    (`Task.direction_units`; None: undefined). Shares are over the problems where the
+    direction is defined."""
     labels: list[str | None] = []
-    for i, (problem, text) in enumerate(zip(problems, texts)):
-        if problem.compact:
-            spans = [(k, k + 1) for k in range(1, len(text) - 1)]  # interior nodes
-        else:
-            spans = part_spans(text, "/")
+    for i, spans in enumerate(units):
+        if spans is None:
+            labels.append(None)
+            continue
         fixed = [float(reveal_NxA[i, a:b].max()) if reveal_NxA[i, a:b].numel() else NAN for a, b in spans]
         half = len(fixed) // 2
         if half == 0 or any(math.isnan(step) for step in fixed):
@@ -302,7 +308,7 @@ def decode_direction(
         start_side, goal_side = max(fixed[:half]), max(fixed[len(fixed) - half :])
         labels.append("backward" if goal_side < start_side else "forward" if start_side < goal_side else "tie")
     out: dict[str, dict[str, Any]] = {}
-    for key in [*sorted(set(groups), key=_natural), "all"]:
+    for key in [*sorted(set(groups), key=group_sort_key), "all"]:
         chosen = [label for label, group in zip(labels, groups) if key in ("all", group)]
         defined = [label for label in chosen if label is not None]
         entry: dict[str, Any] = {"n": len(chosen), "undefined": len(chosen) - len(defined)}
@@ -370,8 +376,12 @@ def write_plots(analysis: dict[str, Any], out: str | Path) -> list[Path]:
         label = (f"{decoder_label(order['decoder'], order['settings'])}{t_label} "
                  f"({order['nfe']} calls in all, accuracy {100 * order['accuracy']:.1f}%)")
         if "grid" in order:
-            fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.4), layout="constrained")
-            panels = (("all cells", order["grid"]), ("blank cells only", order["grid_blank_cells"]))
+            panels = [("all cells", order["grid"])]
+            if "grid_blank_cells" in order:
+                panels.append(("blank cells only", order["grid_blank_cells"]))
+            fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4.4), squeeze=False,
+                                     layout="constrained")
+            axes = list(axes[0])
             values = [v for _, grid in panels for row in grid for v in row if v is not None]
             for ax, (name, grid) in zip(axes, panels):
                 grid = [[NAN if v is None else v for v in row] for row in grid]
@@ -383,10 +393,10 @@ def write_plots(analysis: dict[str, Any], out: str | Path) -> list[Path]:
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.set_title(name, fontsize=9)
-            fig.colorbar(image, ax=list(axes), label="mean reveal step")
-            fig.suptitle(f"{title}: decoding order, {label}\nmean reveal step: given cells "
-                         f"{order['given_mean_reveal_step']:.1f}, "
-                         f"blank cells {order['blank_mean_reveal_step']:.1f}", fontsize=9)
+            fig.colorbar(image, ax=axes, label="mean reveal step")
+            means = (f"\nmean reveal step: given cells {order['given_mean_reveal_step']:.1f}, "
+                     f"blank cells {order['blank_mean_reveal_step']:.1f}" if "grid_blank_cells" in order else "")
+            fig.suptitle(f"{title}: decoding order, {label}{means}", fontsize=9)
         else:
             fig, ax = plt.subplots(figsize=(7.0, 3.6))
             steps = order["mean_reveal_step"]

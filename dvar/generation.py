@@ -10,10 +10,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
-import re
 from collections import Counter
 from typing import Any, Callable, Iterable
 
+from dvar.metrics import group_sort_key
 from dvar.tasks import Task
 
 SHARD_SIZE = 1000
@@ -101,9 +101,7 @@ def generate(
 def group_counts(task: Task, rows: Iterable[dict[str, Any]]) -> dict[str, int]:
     """How many problems fall in each breakdown group, sorted by key."""
     counts = Counter(task.group(task.parse_input(row["input"])) for row in rows)
-    return dict(sorted(counts.items(), key=lambda kv: _natural(kv[0])))
+    return dict(sorted(counts.items(), key=lambda kv: group_sort_key(kv[0])))
 
 
-def _natural(key: str) -> tuple:
-    """Sort `pd=10` after `pd=9`."""
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", key))
+_natural = group_sort_key  # the old name, still imported by dvar.demo and dvar.reproduce

@@ -5,15 +5,75 @@ The summary is the JSON that `dvar check --json` prints and `metrics.json` holds
 `accuracy_NAME` for every extra verdict a task reports (countdown: `accuracy_reference`).
 With K samples per problem, `summarize_samples` adds pass@1, pass@K, best-of-K and
 majority@K.
+
+Model calls (NFE), as `dvar.evaluate` records them in metrics.json: `nfe` is every call in
+all (a batched call counts once); `nfe_per_example`, THE NFE per example of dvar (printed
+by `dvar eval`, logged to trackers, used by `dvar report` and results.csv), is what one
+problem costs when decoded batch by batch: each batch's calls count for every problem in
+it, summed over the K samples, averaged over problems. `row_nfe_per_example` is another
+quantity under its own name: the calls that included the problem's own row (lower where a
+decoder stops finished rows: AR length groups, adaptive decoders); None when the decoder
+does not say.
+
+Breakdown keys: a task's `breakdown(problem)` is a mapping such as `{"pd": 3}` or
+`{"numbers": 4, "target": "ood"}`; it becomes a string only for output (`by` keys of
+metrics.json, `group` of predictions.jsonl), by `format_group` (`"pd=3"`,
+`"numbers=4,target=ood"`), and is read back by `parse_group`. Keys are sorted by
+`group_sort_key` (`pd=10` after `pd=9`).
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from dvar.generation import _natural
-from dvar.tasks import Task
+if TYPE_CHECKING:  # dvar.tasks.base formats its keys with this module
+    from dvar.tasks import Task
+
+Breakdown = dict[str, "int | str"]
+_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
+
+
+# ---------------------------------------------------------------------- breakdown keys
+def format_group(breakdown: Mapping[str, int | str]) -> str:
+    """`{"pd": 3}` -> `"pd=3"`; several fields joined by `,` in their order. ValueError for a
+    name that is not lower_snake_case or a value that holds `=` or `,` (no round trip)."""
+    if not breakdown:
+        raise ValueError("a breakdown needs at least one field")
+    parts = []
+    for name, value in breakdown.items():
+        if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+            raise ValueError(f"breakdown field name {name!r} is not lower_snake_case")
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValueError(f"breakdown field {name}: expected an int or a string, got {value!r}")
+        text = str(value)
+        if not text or "=" in text or "," in text:
+            raise ValueError(f"breakdown field {name}: value {text!r} is empty or holds '=' or ','")
+        parts.append(f"{name}={text}")
+    return ",".join(parts)
+
+
+def parse_group(key: str) -> Breakdown:
+    """`"pd=3"` -> `{"pd": 3}`, `"numbers=4,target=ood"` -> `{"numbers": 4, "target": "ood"}`:
+    the inverse of `format_group` (a value is an int when it reads back as the same text).
+    ValueError naming the key if it is not `name=value[,name=value...]`."""
+    out: Breakdown = {}
+    for part in key.split(","):
+        name, sep, value = part.partition("=")
+        if not sep or _NAME.fullmatch(name) is None or not value or "=" in value or name in out:
+            raise ValueError(f"breakdown key {key!r} is not name=value[,name=value...]")
+        out[name] = int(value) if _INT.fullmatch(value) else value
+    return out
+
+
+def group_sort_key(key: str) -> tuple:
+    """Sort key of a formatted breakdown key: numbers by value, `pd=10` after `pd=9`."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", key))
+
+
+# ---------------------------------------------------------------------- accuracy
 
 
 def judge_all(task: Task, problems: Sequence[Any], answers: Sequence[str]) -> list[dict[str, bool]]:
@@ -28,7 +88,7 @@ def summarize(groups: Sequence[str], verdicts: Sequence[dict[str, bool]]) -> dic
     by: dict[str, list[dict[str, bool]]] = {}
     for group, verdict in zip(groups, verdicts):
         by.setdefault(group, []).append(verdict)
-    summary["by"] = {key: _tally(by[key]) for key in sorted(by, key=_natural)}
+    summary["by"] = {key: _tally(by[key]) for key in sorted(by, key=group_sort_key)}
     return summary
 
 
@@ -106,4 +166,4 @@ def summarize_samples(
         by.setdefault(group, []).append(row)
     k = len(sample_verdicts[0]) if sample_verdicts else 0
     return {"samples": k, **mean(per_problem),
-            "by": {key: mean(by[key]) for key in sorted(by, key=_natural)}}
+            "by": {key: mean(by[key]) for key in sorted(by, key=group_sort_key)}}

@@ -2,10 +2,22 @@
 
     write_report(["runs/s4-mdm", "runs/s4-ar/eval/test-greedy"], "report/")
 
-An evaluation is a directory holding `metrics.json` (written by `dvar eval`); a run
+The plots are drawn by `dvar.plots`. An evaluation is a directory holding `metrics.json` (written by `dvar eval`); a run
 directory (`config.yaml`) holds them under `eval/*/`, and its `train_log.jsonl` gives the
 loss curve. Any other directory is searched for both. The paper's published numbers
 (`PUBLISHED`) are shown beside ours where our breakdown keys cover the same subset.
+
+Results are keyed by what they are, never by a directory's name: the task and test set
+(rows), and the model, objective, answer order, decoder with its settings and steps
+(columns), from metrics.json and the run's config.yaml. Evaluations whose runs differ only
+in `seed` (and in their file paths: out_dir, data.train, data.valid) share a cell: the
+mean accuracy, min–max and every seed. Runs that differ in another setting get columns of
+their own, named by the settings that differ; evaluations that nothing recorded tells
+apart (a lone eval directory, the same run evaluated twice) are named by their directory.
+
+NFE per example is metrics.json's `nfe_per_example` everywhere (plots, results.csv): the
+model calls one problem costs when decoded batch by batch (defined in `dvar.metrics`);
+results.csv keeps `row_nfe_per_example`, a different quantity, under that name.
 """
 
 from __future__ import annotations
@@ -13,20 +25,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
-import re
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import matplotlib
 import yaml
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from dvar.generation import _natural  # noqa: E402
-from dvar.model import SIZES  # noqa: E402
+from dvar.metrics import Breakdown, group_sort_key, parse_group
 
 
 @dataclass
@@ -42,12 +48,17 @@ class Result:
     n: int
     correct: int
     accuracy: float
-    nfe_per_example: float | None  # model calls per problem (own calls when tracked)
+    nfe_per_example: float | None  # model calls one problem costs, decoded batch by batch
     examples_per_s: float | None
     by: dict[str, dict[str, Any]]
     run: str  # run directory ("" for a lone eval directory)
     path: str  # the metrics.json file
     answer_order: str = "forward"  # SPEC §9; named in the column when not forward
+    seed: int | None = None  # the run's seed (None for a lone eval directory)
+    # The run's config.yaml flattened (`train.lr`: 0.001), without seed and file paths
+    # (out_dir, resume, data.train, data.valid): runs with equal settings are seeds of one.
+    settings: dict[str, Any] = field(default_factory=dict)
+    row_nfe_per_example: float | None = None  # calls that included the problem's own row
 
     @property
     def model_label(self) -> str:
@@ -71,29 +82,30 @@ class Published:
     accuracy: float
     model: str
     source: str
-    select: Callable[[str], bool] = field(compare=False)
+    select: Callable[[Breakdown], bool] = field(compare=False)  # on a parsed breakdown key
     answer_order: str = "forward"  # compared only with our runs trained in this order (SPEC §9)
 
 
-def _key_int(key: str, name: str) -> int | None:
-    match = re.fullmatch(rf"{name}=(\d+)", key)
-    return int(match.group(1)) if match else None
+def _int_field(breakdown: Breakdown, name: str) -> int:
+    """The breakdown's integer field `name`; 0 when it has none (e.g. `pd=none`)."""
+    value = breakdown.get(name)
+    return value if isinstance(value, int) else 0
 
 
-def _pd_at_least_2(key: str) -> bool:
-    return (_key_int(key, "pd") or 0) >= 2
+def _pd_at_least_2(breakdown: Breakdown) -> bool:
+    return _int_field(breakdown, "pd") >= 2
 
 
-def _nine_by_nine_easy(key: str) -> bool:  # 4x4 grids have at most 16 givens
-    return (_key_int(key, "givens") or 0) >= 27
+def _nine_by_nine_easy(breakdown: Breakdown) -> bool:  # 4x4 grids have at most 16 givens
+    return _int_field(breakdown, "givens") >= 27
 
 
-def _nine_by_nine_hard(key: str) -> bool:
-    return 17 <= (_key_int(key, "givens") or 0) <= 26
+def _nine_by_nine_hard(breakdown: Breakdown) -> bool:
+    return 17 <= _int_field(breakdown, "givens") <= 26
 
 
-def _four_numbers(key: str) -> bool:
-    return key.startswith("numbers=4,")
+def _four_numbers(breakdown: Breakdown) -> bool:
+    return breakdown.get("numbers") == 4
 
 
 _YE = "Ye et al., ICLR 2025 (arXiv 2410.14157), via SPEC §6"
@@ -146,13 +158,41 @@ def _run_of(metrics_file: Path) -> Path | None:
     return run if metrics_file.parent.parent.name == "eval" and (run / "config.yaml").is_file() else None
 
 
-def load_result(metrics_file: Path) -> Result:
-    m = json.loads(metrics_file.read_text())
+_NOT_SETTINGS = ("seed", "out_dir", "resume", "data.train", "data.valid")
+
+
+def _flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def read_metrics(path: str | Path) -> Result:
+    """One evaluation: a metrics.json file (or its directory), with its run's config.yaml
+    when it lies in RUN/eval/NAME/. ValueError naming the file for a file that is not a
+    metrics.json."""
+    metrics_file = Path(path)
+    if metrics_file.is_dir():
+        metrics_file = metrics_file / "metrics.json"
+    try:
+        m = json.loads(metrics_file.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{metrics_file}: not JSON ({error})") from None
+    missing = [key for key in ("n", "correct", "accuracy") if not isinstance(m, dict) or key not in m]
+    if missing:
+        raise ValueError(f"{metrics_file}: not a metrics.json, no {', '.join(missing)}")
     run = _run_of(metrics_file)
     config: dict[str, Any] = {}
     if run is not None:
         config = yaml.safe_load((run / "config.yaml").read_text()) or {}
-    nfe = m.get("row_nfe_per_example")
+        if not isinstance(config, dict):
+            raise ValueError(f"{run / 'config.yaml'}: expected a mapping")
+    seed = config.get("seed", 0) if run is not None else None
+    settings = {k: v for k, v in _flatten(config).items() if k not in _NOT_SETTINGS}
     return Result(
         task=m.get("task") or config.get("task", "?"),
         data=m.get("data", "?"),
@@ -163,12 +203,15 @@ def load_result(metrics_file: Path) -> Result:
         n=m["n"],
         correct=m["correct"],
         accuracy=m["accuracy"],
-        nfe_per_example=nfe if nfe is not None else m.get("nfe_per_example"),
+        nfe_per_example=m.get("nfe_per_example"),
         examples_per_s=m.get("examples_per_s"),
         by=m.get("by", {}),
         run=str(run) if run is not None else "",
         path=str(metrics_file),
         answer_order=m.get("answer_order") or (config.get("data") or {}).get("answer_order") or "forward",
+        seed=seed,
+        settings=settings,
+        row_nfe_per_example=m.get("row_nfe_per_example"),
     )
 
 
@@ -195,31 +238,78 @@ def decoder_label(name: str, settings: dict[str, Any], samples: int = 1) -> str:
 
 
 # ---------------------------------------------------------------------- tables
-def _columns(results: list[Result]) -> dict[int, str]:
-    """Column header per result; the run's name is added where two runs share a header."""
-    runs_per_label: dict[str, set[str]] = {}
+def _suffixes(results: list[Result]) -> dict[int, str]:
+    """Per result, what tells it apart from the others with the same header in its row
+    (task, test set): the settings its run differs in (`train.lr=0.0003`), or, where one
+    setting would hold a seed twice, its directory. "" when nothing needs it."""
+    def identity(r: Result) -> frozenset:
+        return frozenset((k, repr(v)) for k, v in r.settings.items())
+
+    cells: dict[tuple[str, str, str], dict[frozenset, list[Result]]] = {}
     for r in results:
-        runs_per_label.setdefault(r.column, set()).add(r.run)
-    return {
-        id(r): r.column + (f" ({Path(r.run).name or r.path})" if len(runs_per_label[r.column]) > 1 else "")
-        for r in results
-    }
+        cells.setdefault((r.column, r.task, r.data), {}).setdefault(identity(r), []).append(r)
+    out: dict[int, str] = {}
+    for identities in cells.values():
+        keys = sorted({k for members in identities.values() for k in members[0].settings})
+        differing = [k for k in keys if len({repr(m[0].settings.get(k)) for m in identities.values()}) > 1]
+        for members in identities.values():
+            named = ", ".join(f"{k}={members[0].settings.get(k, '-')}" for k in differing)
+            seeds = [r.seed for r in members]
+            for r in members:
+                where = _where(r, members) if len(seeds) != len(set(seeds)) else ""
+                out[id(r)] = ", ".join(part for part in (named, where) if part)
+    return {key: f" ({text})" if text else "" for key, text in out.items()}
+
+
+def _where(r: Result, members: list[Result]) -> str:
+    """The run directory, or the eval directory where one run has several evaluations."""
+    if r.run and sum(m.run == r.run for m in members) == 1:
+        return r.run
+    return str(Path(r.path).parent)
+
+
+def column_labels(results: list[Result]) -> dict[int, str]:
+    """Column header per result (`Result.column` plus what tells it apart); results that
+    differ only in seed share it."""
+    suffixes = _suffixes(results)
+    return {id(r): r.column + suffixes[id(r)] for r in results}
+
+
+def series_labels(results: list[Result]) -> dict[int, str]:
+    """Per result, its column header without the decoding steps (a line through steps)."""
+    suffixes = _suffixes(results)
+    return {id(r): f"{r.model_label} {r.decoder}{suffixes[id(r)]}" for r in results}
 
 
 def _cell(accuracy: float, n: int) -> str:
     return f"{100 * accuracy:.1f}% (n={n})"
 
 
+def seed_cell(results: list[Result]) -> str:
+    """One cell: `90.0% (n=10)`, or over seeds the mean, min–max and every seed:
+    `85.0% (80.0–90.0%, seeds 0, 1; n=10 each)`."""
+    if len(results) == 1:
+        return _cell(results[0].accuracy, results[0].n)
+    ordered = sorted(results, key=lambda r: (r.seed is None, r.seed or 0))
+    accuracies = [r.accuracy for r in ordered]
+    ns = [r.n for r in ordered]
+    n = f"{ns[0]} each" if len(set(ns)) == 1 else "/".join(map(str, ns))
+    seeds = ", ".join("?" if r.seed is None else str(r.seed) for r in ordered)
+    return (f"{100 * statistics.mean(accuracies):.1f}% ({100 * min(accuracies):.1f}–{100 * max(accuracies):.1f}%, "
+            f"seeds {seeds}; n={n})")
+
+
 def results_table(results: list[Result]) -> list[list[str]]:
-    """Header row, then one row per (task, test set): accuracy with n per column."""
-    headers = _columns(results)
-    columns = sorted(set(headers.values()), key=_natural)
-    rows: dict[tuple[str, str], dict[str, str]] = {}
+    """Header row, then one row per (task, test set): accuracy with n per column, over
+    seeds the mean, min–max and the seeds (`seed_cell`)."""
+    headers = column_labels(results)
+    columns = sorted(set(headers.values()), key=group_sort_key)
+    rows: dict[tuple[str, str], dict[str, list[Result]]] = {}
     for r in results:
-        rows.setdefault((r.task, r.data), {})[headers[id(r)]] = _cell(r.accuracy, r.n)
+        rows.setdefault((r.task, r.data), {}).setdefault(headers[id(r)], []).append(r)
     table = [["task", "test set", *columns]]
     for (task, data), cells in sorted(rows.items()):
-        table.append([task, data, *(cells.get(c, "") for c in columns)])
+        table.append([task, data, *(seed_cell(cells[c]) if c in cells else "" for c in columns)])
     return table
 
 
@@ -229,16 +319,19 @@ def published_table(results: list[Result]) -> list[list[str]]:
     answer order (the solver-order AR figure is compared with AR solver runs only)."""
     table = [["task", "test set", "subset", "ours", "ours: accuracy", "published", "published: accuracy",
               "source"]]
+    headers = column_labels(results)
+    seeded = {label for label in headers.values() if sum(h == label for h in headers.values()) > 1}
     for paper in PUBLISHED:
         for r in results:
             if r.task != paper.task or r.objective != paper.objective or r.answer_order != paper.answer_order:
                 continue
-            groups = [g for key, g in r.by.items() if paper.select(key)]
+            groups = [g for key, g in r.by.items() if paper.select(parse_group(key))]
             n = sum(g["n"] for g in groups)
             if not n:
                 continue
             correct = sum(g["correct"] for g in groups)
-            table.append([r.task, r.data, paper.subset, r.column, _cell(correct / n, n), paper.model,
+            label = headers[id(r)] + (f" seed {r.seed}" if headers[id(r)] in seeded and r.seed is not None else "")
+            table.append([r.task, r.data, paper.subset, label, _cell(correct / n, n), paper.model,
                           f"{100 * paper.accuracy:.1f}%", paper.source])
     return table
 
@@ -249,8 +342,9 @@ def markdown(table: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-CSV_FIELDS = ("task", "test_set", "model", "objective", "answer_order", "decoder", "steps", "accuracy", "n",
-              "correct", "nfe_per_example", "examples_per_s", "run", "source")
+CSV_FIELDS = ("task", "test_set", "model", "objective", "answer_order", "decoder", "steps", "seed", "accuracy",
+              "n", "correct", "nfe_per_example", "row_nfe_per_example", "examples_per_s", "column", "run",
+              "source")
 
 
 def csv_rows(results: list[Result]) -> list[dict[str, Any]]:
@@ -258,159 +352,23 @@ def csv_rows(results: list[Result]) -> list[dict[str, Any]]:
     def blank_if_none(value: Any) -> Any:
         return "" if value is None else value
 
+    headers = column_labels(results)
     rows = [
         {"task": r.task, "test_set": r.data, "model": r.model, "objective": r.objective,
          "answer_order": r.answer_order, "decoder": r.decoder, "steps": blank_if_none(r.steps),
-         "accuracy": r.accuracy, "n": r.n,
+         "seed": blank_if_none(r.seed), "accuracy": r.accuracy, "n": r.n,
          "correct": r.correct, "nfe_per_example": blank_if_none(r.nfe_per_example),
-         "examples_per_s": blank_if_none(r.examples_per_s), "run": r.run, "source": "ours"}
-        for r in sorted(results, key=lambda r: (r.task, r.data, r.column, r.run))
+         "row_nfe_per_example": blank_if_none(r.row_nfe_per_example),
+         "examples_per_s": blank_if_none(r.examples_per_s), "column": headers[id(r)], "run": r.run,
+         "source": "ours"}
+        for r in sorted(results, key=lambda r: (r.task, r.data, headers[id(r)], r.seed or 0, r.run, r.path))
     ]
     rows += [
-        {"task": p.task, "test_set": p.subset, "model": p.model, "objective": p.objective,
-         "answer_order": "", "decoder": "",
-         "steps": "", "accuracy": p.accuracy, "n": "", "correct": "", "nfe_per_example": "",
-         "examples_per_s": "", "run": "", "source": f"published: {p.source}"}
+        {**{name: "" for name in CSV_FIELDS}, "task": p.task, "test_set": p.subset, "model": p.model,
+         "objective": p.objective, "accuracy": p.accuracy, "source": f"published: {p.source}"}
         for p in PUBLISHED
     ]
     return rows
-
-
-# ---------------------------------------------------------------------- plots
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[-60:] or "data"
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
-
-
-def _accuracy_axis(ax: plt.Axes, accuracies: list[float]) -> None:
-    """Percent from a multiple of 10 below the lowest value to 100, so that close
-    results stay apart while the axis still says where it starts."""
-    ax.set_ylim(max(0, 10 * math.floor(min(accuracies) * 10) - 10) - 1, 101)
-    ax.set_ylabel("accuracy (%)")
-
-
-def _by_test_set(results: list[Result]) -> dict[tuple[str, str], list[Result]]:
-    groups: dict[tuple[str, str], list[Result]] = {}
-    for r in results:
-        groups.setdefault((r.task, r.data), []).append(r)
-    return dict(sorted(groups.items()))
-
-
-def plot_breakdowns(results: list[Result], out: Path) -> tuple[list[Path], list[str]]:
-    """Accuracy per breakdown key (PD, givens, ...) per test set, one line per column, AR
-    solid and MDM dashed. Drawn where some result has two or more keys."""
-    written, skipped = [], []
-    headers = _columns(results)
-    for (task, data), group in _by_test_set(results).items():
-        if max(len(r.by) for r in group) < 2:
-            skipped.append(f"accuracy by breakdown key for {task} on {data}: fewer than two keys")
-            continue
-        keys = sorted({k for r in group for k in r.by}, key=_natural)
-        fig, ax = plt.subplots(figsize=(6.4, 4.0))
-        for r in sorted(group, key=lambda r: headers[id(r)]):
-            xs = [i for i, k in enumerate(keys) if k in r.by]
-            ax.plot(xs, [100 * r.by[keys[i]]["accuracy"] for i in xs],
-                    "o-" if r.objective == "ar" else "s--", label=headers[id(r)])
-        ax.set_xticks(range(len(keys)), keys, rotation=30 if len(keys) > 6 else 0)
-        _accuracy_axis(ax, [g["accuracy"] for r in group for g in r.by.values()])
-        ax.set_title(f"{task}: {data}", fontsize=9)
-        ax.legend(fontsize=8)
-        written.append(_save(fig, out / f"accuracy_by_group-{task}-{_slug(data)}.png"))
-    return written, skipped
-
-
-def plot_nfe(results: list[Result], out: Path) -> tuple[list[Path], list[str]]:
-    """Accuracy vs model calls per problem, one line per run and decoder through its step
-    counts; drawn where a test set has two or more evaluations with a call count."""
-    written, skipped = [], []
-    for (task, data), group in _by_test_set(results).items():
-        counted = [r for r in group if r.nfe_per_example]
-        if len(counted) < 2:
-            skipped.append(f"accuracy vs NFE for {task} on {data}: fewer than two evaluations with NFE")
-            continue
-        lines: dict[tuple[str, str], list[Result]] = {}
-        for r in counted:
-            lines.setdefault((r.run or r.path, f"{r.model_label} {r.decoder}"), []).append(r)
-        several_runs = len({run for run, _ in lines}) > len({label for _, label in lines})
-        fig, ax = plt.subplots(figsize=(6.4, 4.0))
-        for (run, label), points in sorted(lines.items(), key=lambda kv: kv[0][1]):
-            points.sort(key=lambda r: r.nfe_per_example)
-            ax.plot([r.nfe_per_example for r in points], [100 * r.accuracy for r in points],
-                    "o-" if points[0].objective == "ar" else "s--",
-                    label=label + (f" ({Path(run).name})" if several_runs else ""))
-            for r in points if len(points) > 1 else []:
-                if r.steps:
-                    ax.annotate(f"T={r.steps}", (r.nfe_per_example, 100 * r.accuracy), fontsize=7,
-                                textcoords="offset points", xytext=(3, 3))
-        nfes = [r.nfe_per_example for r in counted]
-        if max(nfes) > 10 * min(nfes):
-            ax.set_xscale("log")
-        ax.set_xlabel("model calls per problem (NFE)")
-        _accuracy_axis(ax, [r.accuracy for r in counted])
-        ax.set_title(f"{task}: {data}", fontsize=9)
-        ax.legend(fontsize=7)
-        written.append(_save(fig, out / f"accuracy_vs_nfe-{task}-{_slug(data)}.png"))
-    return written, skipped
-
-
-def plot_losses(runs: list[Path], out: Path) -> tuple[list[Path], list[str]]:
-    """Training loss vs step of every run, one panel per objective (their losses are on
-    different scales)."""
-    curves: dict[str, list[tuple[str, list[int], list[float]]]] = {}
-    for run in runs:
-        log = run / "train_log.jsonl"
-        if not log.is_file():
-            continue
-        rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        if rows:
-            objective = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("objective", "?")
-            curves.setdefault(objective, []).append(
-                (run.name, [r["step"] for r in rows], [r["loss"] for r in rows]))
-    if not curves:
-        return [], ["training loss curves: no run directory with a train_log.jsonl"]
-    fig, axes = plt.subplots(1, len(curves), figsize=(5.0 * len(curves), 3.6), squeeze=False)
-    for ax, (objective, lines) in zip(axes[0], sorted(curves.items())):
-        for name, steps, losses in lines:
-            ax.plot(steps, losses, label=name)
-        ax.set_yscale("log")
-        ax.set_xlabel("step")
-        ax.set_ylabel("training loss")
-        ax.set_title(objective.upper())
-        ax.legend(fontsize=8)
-    return [_save(fig, out / "loss_curves.png")], []
-
-
-def plot_sizes(results: list[Result], out: Path) -> tuple[list[Path], list[str]]:
-    """Accuracy vs model size, one line per (objective, decoder), per test set; drawn
-    where a test set was evaluated with two or more model sizes."""
-    written, skipped = [], []
-    order = {name: i for i, name in enumerate(SIZES)}
-    for (task, data), group in _by_test_set(results).items():
-        sizes = sorted({r.model for r in group}, key=lambda s: (order.get(s, len(order)), s))
-        if len(sizes) < 2:
-            skipped.append(f"accuracy vs model size for {task} on {data}: one model size")
-            continue
-        fig, ax = plt.subplots(figsize=(6.4, 4.0))
-        lines: dict[str, dict[str, float]] = {}
-        for r in group:  # the best run of a size, where a size has several
-            line = lines.setdefault(f"{r.objective} {r.decoder}", {})
-            line[r.model] = max(line.get(r.model, 0.0), r.accuracy)
-        for label, points in sorted(lines.items()):
-            xs = [i for i, s in enumerate(sizes) if s in points]
-            ax.plot(xs, [100 * points[sizes[i]] for i in xs], "o-", label=label)
-        ax.set_xticks(range(len(sizes)), sizes)
-        ax.set_xlabel("model size")
-        _accuracy_axis(ax, [r.accuracy for r in group])
-        ax.set_title(f"{task}: {data}", fontsize=9)
-        ax.legend(fontsize=8)
-        written.append(_save(fig, out / f"accuracy_vs_size-{task}-{_slug(data)}.png"))
-    return written, skipped
 
 
 # ---------------------------------------------------------------------- report
@@ -419,7 +377,9 @@ def write_report(paths: list[str | Path], out: str | Path) -> dict[str, Any]:
     metrics, runs = find(paths)
     if not metrics:
         raise FileNotFoundError(f"no metrics.json under {', '.join(map(str, paths))}")
-    results = [load_result(file) for file in metrics]
+    from dvar.plots import plot_breakdowns, plot_losses, plot_nfe, plot_sizes
+
+    results = [read_metrics(file) for file in metrics]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plots: list[Path] = []
@@ -439,7 +399,8 @@ def write_report(paths: list[str | Path], out: str | Path) -> dict[str, Any]:
     beside = published_table(results)
     text = ["# Results", "",
             "Accuracy judged by each task's verifier, with the number of test problems; a column is",
-            "model size, objective, decoder (settings other than its defaults) and decoding steps T.", "",
+            "model size, objective, decoder (settings other than its defaults) and decoding steps T;",
+            "runs that differ only in seed share a cell: mean accuracy (min–max, the seeds).", "",
             markdown(results_table(results)), "", "## Beside the published numbers", ""]
     if len(beside) > 1:
         text += ["Our accuracy on the subset a published number was measured on (pooled over our",

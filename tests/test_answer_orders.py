@@ -39,7 +39,11 @@ def problems(name: str, options: dict, seed: int, n: int = 3) -> list[tuple[obje
 
 
 def test_every_task_declares_its_orders():
-    assert set(task_names()) == set(ORDERS)
+    # Every registered task (a new file needs no edit here; tests/test_tasks_common.py
+    # round-trips each order it declares), and the paper's four exactly these.
+    for name in task_names():
+        orders = get_task(name).answer_orders
+        assert orders[0] == "forward" and set(orders) <= set(ANSWER_ORDERS), (name, orders)
     for name, orders in ORDERS.items():
         assert get_task(name).answer_orders == orders
 
@@ -228,13 +232,25 @@ def test_decode_direction_reads_which_end_of_the_path_was_fixed_first():
     backward = torch.tensor([[5.0, 3.0, 2.0, 1.0, 4.0]])  # node 0 (goal side) before node 4
     forward = torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0]])
     short = task.parse_input("7===1=4=02==4===/4=2=4===36====0=-67")
-    out = decode_direction([problem, problem, short], ["6407", "6407", "647"],
-                           torch.cat([backward, forward, torch.tensor([[1.0, 2.0, 3.0, 4.0, nan]])]),
+    units = [task.direction_units(p, text) for p, text in [(problem, "6407"), (problem, "6407"), (short, "647")]]
+    assert units[0] == [(1, 2), (2, 3)]  # the interior nodes; start and goal are copies
+    out = decode_direction(units, torch.cat([backward, forward, torch.tensor([[1.0, 2.0, 3.0, 4.0, nan]])]),
                            ["pd=3", "pd=3", "pd=2"])
     assert out["pd=3"] == {"n": 2, "undefined": 0, "backward": 0.5, "forward": 0.5, "tie": 0.0}
     # One interior node: no start side and goal side to compare.
     assert out["pd=2"] == {"n": 1, "undefined": 1, "backward": None, "forward": None, "tie": None}
     assert out["all"]["n"] == 3 and out["all"]["undefined"] == 1
+
+
+def test_decode_direction_of_an_edge_list_path_reads_its_edges():
+    task = get_task("path")
+    problem = task.parse_input(task.example["input"])
+    answer = task.example["output"]  # 5,6/6,11/11,7/7,2/2,1
+    units = task.direction_units(problem, answer)
+    assert [answer[a:b] for a, b in units] == ["5,6", "6,11", "11,7", "7,2", "2,1"]
+    steps = torch.tensor([[float(len(answer) - i) for i in range(len(answer) + 1)]])  # last char first
+    out = decode_direction([units, None], torch.cat([steps, steps]), ["pd=5", "pd=5"])
+    assert out["pd=5"] == {"n": 2, "undefined": 1, "backward": 1.0, "forward": 0.0, "tie": 0.0}
 
 
 def test_demo_controls_add_ar_reverse(tmp_path, capsys):

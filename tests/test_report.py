@@ -124,3 +124,81 @@ def test_report_refuses_a_path_without_evaluations(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
     assert "no metrics.json" in capsys.readouterr().err
+
+
+def ar_run(root: Path, name: str, accuracy: float, seed: int, lr: float = 0.001, nfe: float = 24.0,
+           row_nfe: float | None = 24.0) -> Path:
+    """A run directory (resolved config) with one AR evaluation on DATA."""
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(
+        f"task: path\nobjective: ar\nmodel: micro\nout_dir: {run}\nseed: {seed}\n"
+        f"data:\n  train: {run}/train.jsonl\ntrain:\n  lr: {lr}\n")
+    correct = round(10 * accuracy)
+    write_json(run / "eval" / "test-greedy" / "metrics.json", {
+        "task": "path", "data": DATA, "objective": "ar", "model": "micro", "decoder": "greedy",
+        "decoder_settings": {}, "steps": None, "n": 10, "correct": correct, "accuracy": accuracy,
+        "by": {"pd=1": group(5, min(correct, 5)), "pd=2": group(5, max(correct - 5, 0))},
+        "nfe": 30, "nfe_per_example": nfe, "row_nfe_per_example": row_nfe, "examples_per_s": 9.0,
+    })
+    return run
+
+
+def test_runs_with_one_directory_name_are_told_apart_and_seeds_averaged(tmp_path):
+    # Issue 18: runs/coloring-ar and runs/s1/coloring-ar once shared one column, and one
+    # value was gone. They are seeds 0 and 1 of one setting: one cell, both listed.
+    runs = tmp_path / "runs"
+    ar_run(runs, "p-ar", 0.5, seed=0)
+    ar_run(runs / "s1", "p-ar", 0.7, seed=1)
+    ar_run(runs / "s2", "p-ar", 0.9, seed=2)
+    out = tmp_path / "report"
+    assert main(["report", str(runs), "--out", str(out)]) == 0
+    text = (out / "results.md").read_text()
+    assert table_rows(text, "task") == [
+        "| task | test set | micro ar greedy |",
+        "|---|---|---|",
+        f"| path | {DATA} | 70.0% (50.0–90.0%, seeds 0, 1, 2; n=10 each) |",
+    ]
+    with (out / "results.csv").open() as handle:
+        ours = [r for r in csv.DictReader(handle) if r["source"] == "ours"]
+    assert [(r["seed"], r["accuracy"], r["column"]) for r in ours] == [
+        ("0", "0.5", "micro ar greedy"), ("1", "0.7", "micro ar greedy"), ("2", "0.9", "micro ar greedy")]
+    assert {r["run"] for r in ours} == {str(runs / "p-ar"), str(runs / "s1" / "p-ar"), str(runs / "s2" / "p-ar")}
+
+
+def test_runs_that_differ_in_a_setting_or_repeat_a_seed_get_their_own_columns(tmp_path):
+    runs = tmp_path / "runs"
+    ar_run(runs, "p-ar", 0.5, seed=0)
+    ar_run(runs / "lr", "p-ar", 0.8, seed=0, lr=0.0003)
+    ar_run(runs / "copy", "p-ar", 0.6, seed=0, lr=0.0003)  # the same setting and seed again
+    out = tmp_path / "report"
+    assert main(["report", str(runs), "--out", str(out)]) == 0
+    header, _, row = table_rows((out / "results.md").read_text(), "task")
+    assert header == (f"| task | test set | micro ar greedy (train.lr=0.001) "
+                      f"| micro ar greedy (train.lr=0.0003, {runs / 'copy' / 'p-ar'}) "
+                      f"| micro ar greedy (train.lr=0.0003, {runs / 'lr' / 'p-ar'}) |")
+    assert row == f"| path | {DATA} | 50.0% (n=10) | 60.0% (n=10) | 80.0% (n=10) |"
+
+
+def test_nfe_per_example_is_the_batch_by_batch_cost_everywhere(tmp_path):
+    # One evaluation once showed 10.536 in `dvar eval` and 8.436 in results.csv.
+    run = ar_run(tmp_path / "runs", "p-ar", 0.5, seed=0, nfe=10.536, row_nfe=8.436)
+    out = tmp_path / "report"
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    with (out / "results.csv").open() as handle:
+        ours = [r for r in csv.DictReader(handle) if r["source"] == "ours"]
+    assert (ours[0]["nfe_per_example"], ours[0]["row_nfe_per_example"]) == ("10.536", "8.436")
+
+
+def test_read_metrics_reads_a_file_or_its_directory_and_names_a_bad_file(tmp_path):
+    from dvar.report import read_metrics
+
+    run = ar_run(tmp_path / "runs", "p-ar", 0.5, seed=3)
+    result = read_metrics(run / "eval" / "test-greedy")
+    assert (result.seed, result.run, result.nfe_per_example, result.settings["train.lr"]) == (3, str(run), 24.0, 0.001)
+    assert "seed" not in result.settings and "out_dir" not in result.settings
+    assert read_metrics(run / "eval" / "test-greedy" / "metrics.json") == result
+    bad = tmp_path / "bad" / "metrics.json"
+    write_json(bad, {"accuracy": 0.5})
+    with pytest.raises(ValueError, match=f"{bad}: not a metrics.json, no n, correct"):
+        read_metrics(bad)

@@ -536,3 +536,19 @@ def test_malformed_tables_are_value_errors(text):
 def test_table_needs_two_paths_at_most():
     with pytest.raises(ValueError, match="at most 2 paths"):
         TASK.prepare(TASK.make_options(nodes=3, paths=3, table=True))
+
+
+def test_goal_side_planning_distance_is_an_extra_breakdown():
+    from dvar.tasks.path import reverse_planning_distance
+
+    problem = TASK.parse_input(TASK.example["input"])  # 2 paths of 6 nodes, PD 5
+    rpd = TASK.extra_breakdowns["rpd"]
+    assert rpd(problem) == reverse_planning_distance(problem.edges, problem.start, problem.goal) == 0
+    assert rpd(TASK.parse_input("0,1/2,3-0,3")) == "none"  # the goal cannot be reached
+    assert set(TASK.extra_breakdowns) == {"rpd"}
+
+
+def test_analysis_layout_of_a_path_answer():
+    problem = TASK.parse_input(TASK.example["input"])
+    assert TASK.part_separator(problem) == "/" and TASK.answer_grid(problem) is None
+    assert TASK.part_separator(TASK.parse_input("40/34/64/21/42/07-67")) is None  # compact: nodes

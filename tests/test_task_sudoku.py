@@ -506,3 +506,11 @@ def test_nonunique_4x4_counts_and_judging() -> None:
         assert (count_solutions(puzzle.grid) > 1) == (index in nonunique)
         assert TASK.verify(puzzle, record["solution"])
         assert TASK.verify(puzzle, TASK.solve(puzzle))
+
+
+def test_analysis_layout_is_the_grid_and_its_givens():
+    puzzle = TASK.parse_input(TASK.example["input"])
+    assert TASK.answer_grid(puzzle) == (9, 9) and TASK.part_separator(puzzle) is None
+    given = TASK.given_cells(puzzle)
+    assert given == [ch != "0" for ch in TASK.example["input"]] and sum(given) == puzzle.givens
+    assert TASK.given_cells(TASK.parse_input("1." + "0" * 14)) == [True] + [False] * 15  # `.` is a blank

@@ -19,7 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "(positions after SEP masked at that rate, as in training) and the step at which the\n"
             "decoder revealed each position for good (a grid for Sudoku). Path (edges) and\n"
             "countdown (equations) also get these per part of the answer, split by breakdown key\n"
-            "(path: planning distance). Writes analysis.json (every number) and PNG plots."
+            "(path: planning distance), and path whether the MDM decoded it goal side first.\n"
+            "What a task's answer is made of comes from the task (dvar/tasks/base.py, analysis).\n"
+            "Writes analysis.json (every number) and PNG plots."
         ),
         epilog="examples:\n"
         "  dvar analyze runs/path-mdm --data data/paper/path/test.jsonl --out analysis/path-mdm\n"
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
               f"accuracy {100 * order['accuracy']:.1f}%")
         shares = {key: e for key, e in order.get("direction", {}).items() if e["backward"] is not None}
         if shares:
-            print("  decoded the path goal side first (backward) in: " + ", ".join(
+            print("  decoded the answer goal side first (backward) in: " + ", ".join(
                 f"{key} {100 * e['backward']:.0f}%" for key, e in shares.items()))
     print(f"wrote {out}/analysis.json" + "".join(f", {p.name}" for p in plots))
     return 0

@@ -5,18 +5,23 @@ A task owns everything about its problems and nothing about models:
 - a seeded generator (`sample`, driven by `dvar.tasks.generate`),
 - a classical solver (`solve`),
 - a verifier that judges any answer text by the problem's rules (`judge`),
-- a breakdown key computed from the input alone (`group`),
+- a breakdown of its problems computed from the input alone (`breakdown`: a mapping such
+  as `{"pd": 3}`; `group` is its output form `"pd=3"`, see `dvar.metrics.format_group`),
 - the orders its answer can be written in (`answer_orders`, `to_order`, `from_order`;
   SPEC §9): `forward` is the task's own format, the others serialise the same answer's
   units (path nodes or edges, Sudoku cells, Countdown equations, SAT literals) in
-  another order, and map back to the task's format before the verifier judges them.
+  another order, and map back to the task's format before the verifier judges them;
+- what analysis needs to know about an answer's layout (`part_separator`, `answer_grid`,
+  `given_cells`, `direction_units`) and further named breakdowns (`extra_breakdowns`),
+  all optional, so that `dvar analyze` and the studies name no task.
 
 Generator knobs are a dataclass (`Task.Options`); each field becomes a `dvar generate`
 flag (`--field-name`), with the paper's settings as defaults. Field metadata may carry
 `help`, `flag` (another flag name) and `parse` (a str -> value converter).
 
 Adding a task means adding one module under `dvar/tasks/` that defines a subclass
-decorated with `@register`; the CLI and the shared tests pick it up.
+decorated with `@register`; the CLI and the shared tests pick it up. The contract, member
+by member, is docs/adding-a-task.md; docs/task_template.py is a complete small task.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import abc
 import argparse
 import dataclasses
 import random
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 # SPEC §9. forward: the task's own format; reverse: its units last to first; solver: each
 # unit (with its position) in the order the task's classical solver fixes it; random: each
@@ -104,8 +109,49 @@ class Task(abc.ABC):
         wrong (the model learned the format); never raises."""
 
     @abc.abstractmethod
+    def breakdown(self, problem: Any) -> dict[str, int | str]:
+        """What accuracy is broken down by, from the input alone (e.g. `{"pd": 3}`): field
+        names lower_snake_case, values ints or strings without `=` and `,`."""
+
     def group(self, problem: Any) -> str:
-        """Breakdown key of a problem, from its input alone (e.g. `"pd=3"`)."""
+        """The breakdown as metrics.json and predictions.jsonl write it (`"pd=3"`)."""
+        from dvar.metrics import format_group
+
+        return format_group(self.breakdown(problem))
+
+    @property
+    def extra_breakdowns(self) -> dict[str, Callable[[Any], int | str]]:
+        """Further breakdowns a study may group predictions by, beside `breakdown`: name ->
+        a function of the problem giving an int or a string (path: `rpd`, the goal-side
+        planning distance). Default: none."""
+        return {}
+
+    # ------------------------------------------------------------------ analysis
+    # How an answer is laid out, for `dvar analyze`. The defaults say "characters only":
+    # no parts, no grid, no given cells, no direction.
+    def part_separator(self, problem: Any) -> str | None:
+        """The text between the parts of an answer to `problem`, in every order the task
+        writes (path's edges `/`, countdown's equations `,`): analysis reports loss,
+        accuracy and decoding step per part. None: the parts are the characters, which the
+        per-position analysis already covers."""
+        return None
+
+    def answer_grid(self, problem: Any) -> tuple[int, int] | None:
+        """(rows, columns) when the answer in the task's own format is a grid, one
+        character per cell row by row (sudoku: (9, 9)), for plotting; None otherwise."""
+        return None
+
+    def given_cells(self, problem: Any) -> list[bool] | None:
+        """Per character of the answer in the task's own format, whether the input already
+        fixes it (sudoku: the givens), so analysis can look at the rest alone; None: no
+        such split."""
+        return None
+
+    def direction_units(self, problem: Any, answer: str) -> list[tuple[int, int]] | None:
+        """Character spans of the units of `answer` (untrusted text in the task's own
+        format) that the input does not give away, from the start side to the goal side:
+        analysis asks whether a model fixed the goal-side half first. None: no direction."""
+        return None
 
     # ------------------------------------------------------------------ answer orders
     def check_order(self, order: str) -> None:
@@ -191,6 +237,16 @@ def reverse_units(text: str, separator: str, flip=None) -> str:
     if flip is not None:
         units = [flip(unit) for unit in units]
     return separator.join(reversed(units))
+
+
+def unit_spans(text: str, separator: str) -> list[tuple[int, int]]:
+    """Character spans of the units of `text` split by `separator`:
+    `5,6/6,11` with `/` -> [(0, 3), (4, 8)]."""
+    spans, start = [], 0
+    for piece in text.split(separator):
+        spans.append((start, start + len(piece)))
+        start += len(piece) + len(separator)
+    return spans
 
 
 def _scalar_type(default: Any):

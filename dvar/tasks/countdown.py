@@ -655,10 +655,13 @@ class CountdownTask(Task):
     def _read_order(self, problem: CountdownProblem, text: str, order: str) -> str:
         return reverse_units(text.strip(), ",")
 
-    def group(self, problem: CountdownProblem) -> str:
+    def part_separator(self, problem: CountdownProblem) -> str:
+        """Equations, `,`."""
+        return ","
+
+    def breakdown(self, problem: CountdownProblem) -> dict[str, int | str]:
         held = heldout_targets(self.make_options(numbers=len(problem.numbers)))
-        where = "ood" if problem.target in held else "in"
-        return f"numbers={len(problem.numbers)},target={where}"
+        return {"numbers": len(problem.numbers), "target": "ood" if problem.target in held else "in"}
 
     def reference_lengths(self, options: Options) -> tuple[int, int]:
         """(cutoff, AR max_new_tokens), one token per character, sequence = input SEP output

@@ -65,10 +65,10 @@ import dataclasses
 import random
 import re
 from collections import deque
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from dvar.tasks import register
-from dvar.tasks.base import Task, reverse_units
+from dvar.tasks.base import Task, reverse_units, unit_spans
 
 Edge = tuple[int, int]
 
@@ -224,6 +224,13 @@ def reverse_planning_distance(edges: tuple[Edge, ...] | list[Edge], start: int, 
     n - 1 - PD. Writing goal-first moves the look-ahead, it does not remove it.
     """
     return planning_distance([(b, a) for a, b in edges], goal, start)
+
+
+def _goal_side_planning_distance(problem: PathProblem) -> int | str:
+    try:
+        return reverse_planning_distance(problem.edges, problem.start, problem.goal)
+    except ValueError:  # the goal cannot be reached
+        return "none"
 
 
 def _is_path(problem: PathProblem, answer_edges: list[Edge], edge_set: set[Edge]) -> bool:
@@ -409,11 +416,28 @@ class PathTask(Task):
             return reverse_units(text, "")
         return reverse_units(text, "/", flip=_flip_edge)
 
-    def group(self, problem: PathProblem) -> str:
+    def breakdown(self, problem: PathProblem) -> dict[str, int | str]:
         try:
-            return f"pd={planning_distance(problem.edges, problem.start, problem.goal)}"
-        except ValueError:
-            return "pd=none"
+            return {"pd": planning_distance(problem.edges, problem.start, problem.goal)}
+        except ValueError:  # the goal cannot be reached
+            return {"pd": "none"}
+
+    @property
+    def extra_breakdowns(self) -> dict[str, Callable[[PathProblem], int | str]]:
+        """`rpd`: the goal-side planning distance (`reverse_planning_distance`), where a
+        model writing goal-first must look ahead."""
+        return {"rpd": _goal_side_planning_distance}
+
+    # ------------------------------------------------------------------ analysis
+    def part_separator(self, problem: PathProblem) -> str | None:
+        """Edges, `/`; a compact answer's parts are its nodes, one character each."""
+        return None if problem.compact else "/"
+
+    def direction_units(self, problem: PathProblem, answer: str) -> list[tuple[int, int]]:
+        """The edges; compact, the interior nodes (start and goal are copies of the input)."""
+        if problem.compact:
+            return [(k, k + 1) for k in range(1, len(answer) - 1)]
+        return unit_spans(answer, "/")
 
     def reference_lengths(self, options: Options) -> tuple[int, int]:
         """(cutoff, AR max_new_tokens): the reference's (75, 24) for the defaults, else a bound.

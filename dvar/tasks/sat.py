@@ -403,8 +403,8 @@ class SatTask(Task):
         )
         return {"correct": satisfied}
 
-    def group(self, problem: SatProblem) -> str:
-        return f"vars={problem.num_vars}"
+    def breakdown(self, problem: SatProblem) -> dict[str, int | str]:
+        return {"vars": problem.num_vars}
 
     def reference_lengths(self, options: Options) -> tuple[int, int]:
         """(cutoff, AR max_new_tokens): the reference's for n = 5/7/9, else a computed bound.

@@ -571,8 +571,15 @@ class SudokuTask(Task):
         """A full grid of digits 1..N, valid or not."""
         return _grid_values(problem, answer) is not None
 
-    def group(self, problem: SudokuPuzzle) -> str:
-        return f"givens={problem.givens}"
+    def breakdown(self, problem: SudokuPuzzle) -> dict[str, int | str]:
+        return {"givens": problem.givens}
+
+    # ------------------------------------------------------------------ analysis
+    def answer_grid(self, problem: SudokuPuzzle) -> tuple[int, int]:
+        return problem.size, problem.size
+
+    def given_cells(self, problem: SudokuPuzzle) -> list[bool]:
+        return [bool(value) for value in problem.grid]
 
     # ------------------------------------------------------------------ answer orders
     answer_orders = ("forward", "reverse", "solver", "random")
