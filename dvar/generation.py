@@ -103,5 +103,3 @@ def group_counts(task: Task, rows: Iterable[dict[str, Any]]) -> dict[str, int]:
     counts = Counter(task.group(task.parse_input(row["input"])) for row in rows)
     return dict(sorted(counts.items(), key=lambda kv: group_sort_key(kv[0])))
 
-
-_natural = group_sort_key  # the old name, still imported by dvar.demo and dvar.reproduce

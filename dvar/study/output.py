@@ -64,7 +64,7 @@ def _by_decoding(entry: dict[str, Any], by_decodings: list[str]) -> str | None:
 def family_markdown(fam: dict[str, Any], family: str, seeds: list[int], summary_by: list[str] = ()) -> list[str]:
     """One family: every model × decoding per seed, by breakdown key, public sets, the
     published numbers, the verdicts."""
-    from dvar.generation import _natural
+    from dvar.metrics import group_sort_key, parse_group
 
     setting = fam["setting"]
     lines = [f"## {family}: {setting['description']}", "", _setting_line(setting), ""]
@@ -90,8 +90,8 @@ def family_markdown(fam: dict[str, Any], family: str, seeds: list[int], summary_
                 else:
                     public_rows.append((stem, row))
     if by_rows:
-        keys = sorted({k for _, _, by in by_rows for k in by}, key=_natural)
-        lines += ["", "By " + keys[0].split("=")[0] + ", mean (min–max) over seeds:", "",
+        keys = sorted({k for _, _, by in by_rows for k in by}, key=group_sort_key)
+        lines += ["", "By " + ", ".join(parse_group(keys[0])) + ", mean (min–max) over seeds:", "",
                   "| model | decoding | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
         lines += [f"| {label} | {key} | " + " | ".join(spread(by.get(k)) for k in keys) + " |"
                   for label, key, by in by_rows]
@@ -126,7 +126,7 @@ def plot_family(family: str, fam: dict[str, Any], path: Path, by_decodings: list
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from dvar.generation import _natural
+    from dvar.metrics import group_sort_key, parse_group
 
     series = []
     for entry in fam["models"].values():
@@ -136,7 +136,7 @@ def plot_family(family: str, fam: dict[str, Any], path: Path, by_decodings: list
     if not series:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    keys = sorted({k for _, slot in series for k in slot["by"]}, key=_natural)
+    keys = sorted({k for _, slot in series for k in slot["by"]}, key=group_sort_key)
     use_by = len(keys) > 1
     for index, (label, slot) in enumerate(series):
         if use_by:
@@ -149,7 +149,7 @@ def plot_family(family: str, fam: dict[str, Any], path: Path, by_decodings: list
         ax.errorbar(positions, means, yerr=errors, fmt="o-" if use_by else "o", capsize=3, label=label)
     if use_by:
         ax.set_xticks(range(len(keys)), keys)
-        ax.set_xlabel(keys[0].split("=")[0])
+        ax.set_xlabel(", ".join(parse_group(keys[0])))
     else:
         ax.set_xticks(range(len(series)), [label for label, _ in series], rotation=20, ha="right")
     ax.set_ylabel("accuracy (%), mean and min–max over seeds")

@@ -107,7 +107,7 @@ def _extra_breakdowns(predictions: Path, task_name: str) -> dict[str, float]:
     from dvar.tasks import get_task
 
     task = get_task(task_name)
-    extra = getattr(task, "extra_breakdowns", None)
+    extra = task.extra_breakdowns
     if not extra or not predictions.is_file():
         return {}
     from dvar.metrics import format_group
@@ -123,13 +123,13 @@ def _extra_breakdowns(predictions: Path, task_name: str) -> dict[str, float]:
 
 
 def _aggregate(slot: dict[str, Any]) -> None:
-    from dvar.generation import _natural
+    from dvar.metrics import group_sort_key
 
     seeds = slot["seeds"].values()
     slot["accuracy"] = stats([s["accuracy"] for s in seeds])
     formed = [s["well_formed"] for s in seeds if s["well_formed"] is not None]
     slot["well_formed"] = stats(formed) if formed else None
-    keys = sorted({k for s in seeds for k in s["by"]}, key=_natural)
+    keys = sorted({k for s in seeds for k in s["by"]}, key=group_sort_key)
     slot["by"] = {k: stats([s["by"][k] for s in seeds if k in s["by"]]) for k in keys}
 
 

@@ -48,13 +48,11 @@ def compare(a: dict[str, dict], b: dict[str, dict], label_a: str, label_b: str) 
 
 
 def _group_value(key: str, group: str) -> int | None:
-    name, sep, value = key.partition("=")
-    if not sep or name != group:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
+    """The integer value of `group` in a breakdown key ("pd=3" -> 3), else None."""
+    from dvar.metrics import parse_group
+
+    value = parse_group(key).get(group)
+    return value if isinstance(value, int) else None
 
 
 def _bar_fails(by: dict[str, float], bar: dict[str, Any], group: str) -> list[str]:
