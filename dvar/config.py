@@ -4,6 +4,10 @@ Every key has a type and a default here, so a typo in a recipe or on the command
 an error that lists the valid keys, never a silently ignored setting.
 
     cfg = load_config("configs/sudoku-mdm.yaml", ["train.lr=3e-4", "model=mini"])
+    cfg = load_config(["configs/sudoku-mdm.yaml", "configs/dvar/mdm.yaml"])  # dvar's recipe
+    cfg = recipe_config("sudoku-mdm", "dvar")  # the same, run directory runs/dvar-sudoku-mdm
+
+Several files merge in order, a later file's keys winning.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,20 +124,84 @@ class ConfigError(ValueError):
     pass
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    """Defaults, then the YAML file (if any), then `key=value` overrides."""
+PathLike = str | Path
+# configs/ of the checkout: the reference's recipes (NAME.yaml) and dvar's overlays (dvar/).
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+RECIPE_FAMILIES = ("reference", "dvar")
+
+
+def load_config(
+    paths: PathLike | Sequence[PathLike] | None = None, overrides: Sequence[str] = ()
+) -> Config:
+    """Defaults, then each YAML file in order (a later file's keys win), then `key=value`
+    overrides. A file may name `base: other.yaml` (or a list), paths relative to the file,
+    merged before its own keys."""
     cfg = Config()
-    if path:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
-        _merge(cfg, loaded, prefix="", source=str(path))
+    for path in _as_paths(paths):
+        _merge_file(cfg, Path(path), chain=())
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not key=value")
         _set(cfg, key.strip(), yaml.safe_load(text) if text else "", source="command line")
     return cfg
+
+
+def recipe_files(name: str, family: str = "reference", objective: str = "",
+                 configs: PathLike | None = None) -> list[Path]:
+    """The YAML files of recipe `name` (configs/NAME.yaml) in `family`: `reference` is the
+    file alone, `dvar` adds dvar's overlay for the recipe's objective (configs/dvar/OBJECTIVE.yaml;
+    `objective` replaces the recipe's own, e.g. when an override changes it)."""
+    root = Path(configs) if configs else CONFIGS_DIR
+    recipe = root / f"{name}.yaml"
+    if not recipe.is_file():
+        known = sorted(p.stem for p in root.glob("*.yaml"))
+        raise ConfigError(f"{recipe}: no such recipe; recipes in {root}: {', '.join(known)}")
+    if family not in RECIPE_FAMILIES:
+        raise ConfigError(f"recipe family {family!r} unknown; known: {', '.join(RECIPE_FAMILIES)}")
+    if family == "reference":
+        return [recipe]
+    objective = objective or load_config(recipe).objective
+    overlay = root / "dvar" / f"{objective}.yaml"
+    if not overlay.is_file():
+        raise ConfigError(f"{overlay}: no dvar overlay for objective {objective!r}")
+    return [recipe, overlay]
+
+
+def recipe_config(name: str, family: str = "reference", overrides: Sequence[str] = (),
+                  configs: PathLike | None = None) -> Config:
+    """Recipe `name` of the `reference` or `dvar` family, then `overrides`. A dvar recipe's
+    run directory defaults to runs/dvar-NAME (the reference's is the recipe's out_dir)."""
+    if family != "dvar":
+        return load_config(recipe_files(name, family, configs=configs), overrides)
+    objective = load_config(recipe_files(name, configs=configs), overrides).objective
+    files = recipe_files(name, family, objective, configs)
+    return load_config(files, [f"out_dir=runs/dvar-{name}", *overrides])
+
+
+def _as_paths(paths: PathLike | Sequence[PathLike] | None) -> list[PathLike]:
+    if not paths:
+        return []
+    if isinstance(paths, (str, Path)):
+        return [paths]
+    return [p for p in paths if p]
+
+
+def _merge_file(cfg: Config, path: Path, chain: tuple[Path, ...]) -> None:
+    if path.resolve() in chain:
+        raise ConfigError(f"{path}: `base` loops back to itself ({' -> '.join(map(str, chain))})")
+    if not path.is_file():
+        where = f" (named by {chain[-1]}'s base)" if chain else ""
+        raise ConfigError(f"{path}: no such config file{where}")
+    loaded = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    bases = loaded.pop("base", None) or []
+    for base in [bases] if isinstance(bases, str) else bases:
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: base {base!r} is not a file name")
+        _merge_file(cfg, path.parent / base, (*chain, path.resolve()))
+    _merge(cfg, loaded, prefix="", source=str(path))
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

@@ -841,9 +841,10 @@ PAPER_RECIPES: dict[str, tuple[str, str, tuple[str, ...]]] = {
 
 
 def configs_dir(recipes: str = "reference", configs: str = "") -> Path:
-    """configs/ of the checkout (the reference's settings) or configs/dvar/ (dvar's own)."""
-    base = Path(configs) if configs else Path(__file__).resolve().parent.parent / "configs"
-    folder = base / "dvar" if recipes == "dvar" else base
+    """configs/ of the checkout: the reference's recipes and dvar's overlays (configs/dvar/)."""
+    from dvar.config import CONFIGS_DIR
+
+    folder = Path(configs) if configs else CONFIGS_DIR
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no recipe folder (give --configs DIR)")
     return folder
@@ -855,7 +856,7 @@ class GpuRun:
     family: str
     dataset: str
     seed: int
-    config: Path
+    config: list[Path]  # the recipe, then dvar's overlay (--recipes dvar)
     run_dir: Path
     overrides: list[str]
     tests: list[str]
@@ -865,7 +866,7 @@ class GpuRun:
 
 def plan_gpu(out: Path, families: list[str], seeds: list[int], recipes: str, configs: str,
              only: list[str] | None, max_steps: int, model: str, extra: list[str], sizes: dict[str, int]) -> list[GpuRun]:
-    from dvar.config import load_config
+    from dvar.config import load_config, recipe_files
 
     folder = configs_dir(recipes, configs)
     unknown = sorted(set(only or ()) - set(PAPER_RECIPES))
@@ -876,9 +877,7 @@ def plan_gpu(out: Path, families: list[str], seeds: list[int], recipes: str, con
     for name, (family, dataset, public_files) in PAPER_RECIPES.items():
         if family not in families or (only and name not in only):
             continue
-        config = folder / f"{name}.yaml"
-        if not config.is_file():
-            raise FileNotFoundError(f"{config}: recipe missing")
+        config = recipe_files(name, recipes, configs=folder)
         data = out / "data" / dataset
         tests = [str(data / "test.jsonl")] + ([str(data / "test_ood.jsonl")] if family == "countdown" else [])
         tests += [str(public / f) for f in public_files if public is not None and (public / f).is_file()]
@@ -959,7 +958,7 @@ def reproduce_gpu(out: str | Path, tasks: list[str] = FAMILIES, seeds: list[int]
     for run in plan:
         state = run_state(run.run_dir)
         if state != "done":
-            command = _dvar("train", str(run.config), *run.overrides,
+            command = _dvar("train", *map(str, run.config), *run.overrides,
                             *(["resume=true"] if state == "resume" else []), gpus=gpus)
             t = time.perf_counter()
             log(f"train {run.run_dir.name}: {' '.join(command)}")

@@ -1,4 +1,4 @@
-"""`dvar train [CONFIG.yaml] [key=value ...]`."""
+"""`dvar train [CONFIG.yaml ...] [key=value ...]`."""
 
 from __future__ import annotations
 
@@ -24,8 +24,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train an AR or MDM model on a task (YAML recipe + key=value overrides)",
         description=(
-            "Train a model. Settings: defaults <- CONFIG.yaml <- key=value overrides; an\n"
-            "unknown key is an error. Writes the run directory `out_dir` (config.yaml,\n"
+            "Train a model. Settings: defaults <- each CONFIG.yaml in order <- key=value\n"
+            "overrides; an unknown key is an error. A file may name `base: other.yaml`\n"
+            "(merged before its own keys). dvar's own recipes are overlays: configs/NAME.yaml\n"
+            "configs/dvar/mdm.yaml (or ar.yaml). Writes the run directory `out_dir` (config.yaml,\n"
             "vocab.json, model.json, model.safetensors, train_log.jsonl, eval_log.jsonl,\n"
             "loss.png, checkpoints/); with model=hf:PATH (a local Hugging Face causal LM)\n"
             "config.yaml and hf/ (the model or LoRA adapter and its tokenizer) instead of\n"
@@ -38,26 +40,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
         epilog="examples:\n"
         "  dvar train configs/sudoku-mdm.yaml data.train=data/paper/sudoku/train.jsonl\n"
+        "  dvar train configs/sudoku-mdm.yaml configs/dvar/mdm.yaml out_dir=runs/dvar-sudoku-mdm\n"
         "  dvar train task=path objective=ar model=mini data.train=path.jsonl out_dir=runs/p "
         "train.max_steps=500\n"
         "  dvar train configs/llama-cd4-ar.yaml model=hf:/models/llama-7b lora.r=16",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("items", nargs="*", metavar="CONFIG.yaml | key=value")
+    parser.add_argument("items", nargs="*", metavar="CONFIG.yaml ... key=value")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dvar.trainer import train
 
-    path = None
-    overrides = []
+    paths, overrides = [], []
     for item in args.items:
         if "=" in item:
             overrides.append(item)
-        elif path is None:
-            path = item
+        elif overrides:
+            raise ValueError(f"config file {item} after key=value items: give the files first")
         else:
-            raise ValueError(f"more than one config file: {path}, {item}")
-    train(load_config(path, overrides))
+            paths.append(item)
+    train(load_config(paths, overrides))
     return 0

@@ -1,0 +1,96 @@
+"""The run configuration: files merged in order, `base:`, the recipes and dvar's overlays."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import dvar.trainer
+from dvar.cli import main
+from dvar.config import CONFIGS_DIR, Config, ConfigError, load_config, recipe_config, recipe_files
+
+ROOT = Path(__file__).resolve().parents[1]
+# The commit whose configs/dvar/ still held dvar's 16 recipes as full copies.
+COPIES = "bc15d57"
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip(f"needs git and commit {COPIES} (the old copies of configs/dvar/)")
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_overlays_give_exactly_the_configs_the_old_copies_gave(tmp_path):
+    names = [Path(p).stem for p in _git("ls-tree", "--name-only", f"{COPIES}:configs/dvar").split()]
+    assert len(names) == 16
+    for name in names:
+        old = write(tmp_path / f"{name}.yaml", _git("show", f"{COPIES}:configs/dvar/{name}.yaml"))
+        assert recipe_config(name, "dvar") == load_config(old), name
+        # The same through plain files, as `dvar train A.yaml B.yaml` merges them.
+        files = recipe_files(name, "dvar")
+        assert load_config(files, [f"out_dir=runs/dvar-{name}"]) == load_config(old), name
+        assert recipe_config(name) == load_config(CONFIGS_DIR / f"{name}.yaml")
+
+
+def test_recipe_config_overrides_win_and_pick_the_overlay_of_their_objective():
+    cfg = recipe_config("sudoku-mdm", "dvar", ["objective=ar", "out_dir=runs/x", "train.lr=0.5"])
+    assert recipe_files("sudoku-mdm", "dvar", "ar")[-1] == CONFIGS_DIR / "dvar" / "ar.yaml"
+    assert (cfg.objective, cfg.out_dir, cfg.train.lr, cfg.arch.dropout) == ("ar", "runs/x", 0.5, 0.0)
+    assert cfg.diffusion.shift is True  # the ar overlay leaves the recipe's shift alone
+    with pytest.raises(ConfigError, match="no such recipe.*sudoku-mdm"):
+        recipe_config("sudoku-mmd")
+    with pytest.raises(ConfigError, match="family 'mine' unknown"):
+        recipe_config("sudoku-mdm", "mine")
+
+
+def test_files_merge_in_order_later_keys_winning(tmp_path):
+    a = write(tmp_path / "a.yaml", "task: sudoku\ntrain: {lr: 0.1, epochs: 3}\n")
+    b = write(tmp_path / "b.yaml", "train: {lr: 0.2}\n")
+    cfg = load_config([a, b], ["seed=4"])
+    assert (cfg.task, cfg.train.lr, cfg.train.epochs, cfg.seed) == ("sudoku", 0.2, 3.0, 4)
+    assert load_config([b, a]).train.lr == 0.1
+    assert load_config(str(a)) == load_config([a]) and load_config(None) == Config()
+
+
+def test_base_is_merged_before_the_files_own_keys_relative_to_the_file(tmp_path):
+    write(tmp_path / "recipes" / "common.yaml", "task: path\nseed: 1\ntrain: {lr: 0.1}\n")
+    write(tmp_path / "recipes" / "small.yaml", "model: micro\nseed: 2\n")
+    top = write(tmp_path / "recipes" / "sub" / "top.yaml",
+                "base: [../common.yaml, ../small.yaml]\nseed: 3\n")
+    cfg = load_config(top)
+    assert (cfg.task, cfg.model, cfg.seed, cfg.train.lr) == ("path", "micro", 3, 0.1)
+    one = write(tmp_path / "one.yaml", "base: recipes/small.yaml\n")
+    assert load_config(one).model == "micro"
+
+
+def test_base_errors_name_the_file(tmp_path):
+    loop = write(tmp_path / "loop.yaml", "base: loop2.yaml\n")
+    write(tmp_path / "loop2.yaml", "base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="loops back"):
+        load_config(loop)
+    missing = write(tmp_path / "m.yaml", "base: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match=r"nowhere.yaml: no such config file \(named by .*m.yaml"):
+        load_config(missing)
+    with pytest.raises(ConfigError, match=r"nothere.yaml: no such config file"):
+        load_config(tmp_path / "nothere.yaml")
+
+
+def test_dvar_train_merges_several_files_before_the_overrides(tmp_path, monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(dvar.trainer, "train", seen.append)
+    a = write(tmp_path / "a.yaml", "task: sudoku\nseed: 1\n")
+    b = write(tmp_path / "b.yaml", "seed: 2\nmodel: micro\n")
+    assert main(["train", str(a), str(b), "seed=3", "train.lr=0.5"]) == 0
+    (cfg,) = seen
+    assert (cfg.task, cfg.model, cfg.seed, cfg.train.lr) == ("sudoku", "micro", 3, 0.5)
+    assert main(["train", str(a), "seed=3", str(b)]) == 2
+    assert "after key=value" in capsys.readouterr().err
