@@ -7,7 +7,8 @@ an error that lists the valid keys, never a silently ignored setting.
     cfg = load_config(["configs/sudoku-mdm.yaml", "configs/dvar/mdm.yaml"])  # dvar's recipe
     cfg = recipe_config("sudoku-mdm", "dvar")  # the same, run directory runs/dvar-sudoku-mdm
 
-Several files merge in order, a later file's keys winning.
+Several files merge in order, a later file's keys winning; a mapping value
+(`decode.settings`) is replaced whole, `decode.settings.noise=0.5` sets one entry.
 """
 
 from __future__ import annotations
@@ -94,13 +95,15 @@ class LoraConfig:
 
 @dataclass
 class DecodeConfig:
-    decoder: str = ""  # empty: greedy for ar, topk for mdm
-    # The decoder's settings as KEY=VALUE, like `dvar eval --decoder-arg`: used by the
-    # in-training validation and by `dvar eval` when it is given no --decoder. The
-    # paper's decoding (the reference's stochastic0.5-linear, re-predicting decoded
-    # tokens) is [noise=0.5, repredict=true]; empty: the decoder's defaults.
-    args: list[str] = field(default_factory=list)
-    steps: int = 0  # 0: diffusion.steps
+    decoder: str = ""  # empty: the objective's default (greedy for ar, topk for mdm)
+    # The decoder's settings, a mapping such as {noise: 0.5, repredict: true}: used by the
+    # in-training validation and by `dvar eval` when it is given no --decoder. The paper's
+    # decoding (the reference's stochastic0.5-linear, re-predicting decoded tokens) is
+    # {noise: 0.5, repredict: true}; empty: the decoder's defaults. Checked against the
+    # decoder's own settings when the config loads. (Old runs' `args: [noise=0.5, ...]`
+    # still loads, as these settings.)
+    settings: dict[str, Any] = field(default_factory=dict)
+    steps: int = 0  # decoding steps T of decoders that have them; 0: diffusion.steps
     batch_size: int = 64
 
 
@@ -144,7 +147,51 @@ def load_config(
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not key=value")
         _set(cfg, key.strip(), yaml.safe_load(text) if text else "", source="command line")
+    sources = [str(p) for p in _as_paths(paths)] + (["command line"] if overrides else [])
+    check_config(cfg, " + ".join(sources) or "defaults")
     return cfg
+
+
+def check_config(cfg: Config, source: str = "config") -> None:
+    """Refuse what the registries do not know: the objective, the decoder (or one that
+    decodes another objective family) and the decoder's settings; `source` names where
+    the config came from. `load_config` calls it; so does training, for built configs."""
+    from dvar.decoders import decoder_class, decoder_names
+    from dvar.objectives import objective_class
+
+    try:
+        objective = objective_class(cfg.objective)
+        name = cfg.decode.decoder or objective.default_decoder
+        decoder = decoder_class(name)
+    except KeyError as err:
+        raise ConfigError(f"{source}: {err.args[0]}") from None
+    if decoder.family != objective.family:
+        raise ConfigError(
+            f"{source}: decode.decoder {name!r} decodes {decoder.family} models, objective "
+            f"{cfg.objective!r} is {objective.family}; valid: {', '.join(decoder_names(objective.family))}"
+        )
+    cfg.decode.settings = check_decoder_settings(name, cfg.decode.settings, source)
+
+
+def check_decoder_settings(name: str, settings: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """`settings` of decoder `name` checked against its declared settings (the dataclass
+    fields) and typed by them; steps are set by decode.steps, not here."""
+    from dvar.decoders import decoder_class
+
+    cls = decoder_class(name)
+    hints = typing.get_type_hints(cls)
+    known = sorted(f.name for f in dataclasses.fields(cls) if f.name != "steps")
+    checked = {}
+    for key, value in settings.items():
+        if key == "steps" and "steps" in hints:
+            raise ConfigError(f"{source}: decode.settings.steps: set decode.steps instead")
+        if key not in known:
+            raise ConfigError(
+                f"{source}: decode.settings.{key}: decoder {name!r} has no such setting; "
+                f"valid: {', '.join(known) or 'none'}"
+            )
+        checked[key] = _coerce(value, hints[key], f"decode.settings.{key}", source)
+    return checked
 
 
 def recipe_files(name: str, family: str = "reference", objective: str = "",
@@ -228,6 +275,9 @@ def _set(root: Any, key: str, value: Any, source: str) -> None:
     node = root
     parts = key.split(".")
     for depth, part in enumerate(parts):
+        if isinstance(node, DecodeConfig) and part == "args" and depth == len(parts) - 1:
+            node.settings = _settings_from_args(value, key, source)
+            return
         names = {f.name: f for f in dataclasses.fields(node)}
         if part not in names:
             where = ".".join(parts[:depth]) or "top level"
@@ -244,9 +294,12 @@ def _set(root: Any, key: str, value: Any, source: str) -> None:
                 return
             node = current
             continue
+        hint = typing.get_type_hints(type(node))[part]
+        if typing.get_origin(hint) is dict and depth == len(parts) - 2:  # decode.settings.noise
+            getattr(node, part)[parts[-1]] = value
+            return
         if depth != len(parts) - 1:
             raise ConfigError(f"{source}: {'.'.join(parts[: depth + 1])!r} is not a section")
-        hint = typing.get_type_hints(type(node))[part]
         setattr(node, part, _coerce(value, hint, key, source))
 
 
@@ -269,6 +322,12 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
             return float(value)
         if hint is str:
             return "" if value is None else str(value)
+        if origin is dict:  # a mapping replaces the earlier one whole
+            if value is None:
+                return {}
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise TypeError
+            return dict(value)
         if origin is list:
             (item,) = typing.get_args(hint)
             values = value if isinstance(value, (list, tuple)) else [value]
@@ -292,5 +351,19 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
     return value
 
 
+def _settings_from_args(value: Any, key: str, source: str) -> dict[str, Any]:
+    """The deprecated `decode.args: [noise=0.5, repredict=true]` (run directories written
+    before decode.settings) as settings, values read as `dvar eval --decoder-arg` reads them."""
+    from dvar.decoders import parse_settings
+
+    items = [] if value is None else value if isinstance(value, list) else [value]
+    try:
+        return parse_settings([str(item) for item in items], what=key)
+    except ValueError as err:
+        raise ConfigError(f"{source}: {key}: {err}") from None
+
+
 def _name(hint: Any) -> str:
+    if typing.get_origin(hint) is dict:
+        return "mapping (KEY: VALUE, ...)"
     return getattr(hint, "__name__", str(hint))

@@ -33,7 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from dvar.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint, save_weights
-from dvar.config import Config, ConfigError, save_config, to_dict
+from dvar.config import Config, ConfigError, check_config, save_config, to_dict
 from dvar.data import Example, read_examples, written_answers
 from dvar.evaluate import Run, build_objective, evaluate
 from dvar.hf import RUN_SUBDIR, HFBackbone, HFTokenizer, build_backbone, check_dependencies, hf_path
@@ -218,8 +218,7 @@ def resolve(cfg: Config) -> tuple[Config, Tokenizer, EncodedData, EncodedData]:
     """Read the data, fill in derived settings (cutoff, max_new_tokens, max_steps)."""
     if not cfg.task:
         raise ConfigError("set task=... (one of the registered tasks)")
-    if cfg.objective not in ("ar", "mdm"):
-        raise ConfigError(f"objective must be ar or mdm, got {cfg.objective!r}")
+    check_config(cfg)  # objective, decoder and its settings against their registries
     if cfg.model not in SIZES and not hf_path(cfg.model):
         raise ConfigError(f"unknown model size {cfg.model!r}; known: {', '.join(SIZES)}, hf:PATH")
     if not cfg.out_dir:
@@ -508,9 +507,9 @@ def _validate(cfg, d, model, objective, tokenizer, valid, step, out, tracker: Tr
         subset = valid.examples[: cfg.train.eval_size]
         if subset:
             run = Run(cfg, get_task(cfg.task), tokenizer, model, objective)
-            # The run's own decoding: decode.decoder with decode.args.
-            result = evaluate(run, subset, steps=cfg.decode.steps,
-                              batch_size=cfg.decode.batch_size, seed=cfg.seed, source="valid")
+            # The run's own decoding: decode.decoder with decode.settings, decode_steps(cfg).
+            result = evaluate(run, subset, batch_size=cfg.decode.batch_size, seed=cfg.seed,
+                              source="valid")
             row.update(val_accuracy=result.metrics["accuracy"], val_n=result.metrics["n"],
                        decoder=result.metrics["decoder"], nfe=result.metrics["nfe"])
             message += f", val_accuracy {100 * row['val_accuracy']:.1f}% (n={row['val_n']})"

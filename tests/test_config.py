@@ -6,10 +6,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 import dvar.trainer
 from dvar.cli import main
-from dvar.config import CONFIGS_DIR, Config, ConfigError, load_config, recipe_config, recipe_files
+from dvar.config import (CONFIGS_DIR, Config, ConfigError, load_config, recipe_config, recipe_files,
+                         save_config)
+from dvar.decoders import decode_steps
+from dvar.evaluate import Run, build_objective, make_decoder
+from dvar.tasks import get_task
+from dvar.tokenizer import CharTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 # The commit whose configs/dvar/ still held dvar's 16 recipes as full copies.
@@ -42,7 +48,8 @@ def test_overlays_give_exactly_the_configs_the_old_copies_gave(tmp_path):
 
 
 def test_recipe_config_overrides_win_and_pick_the_overlay_of_their_objective():
-    cfg = recipe_config("sudoku-mdm", "dvar", ["objective=ar", "out_dir=runs/x", "train.lr=0.5"])
+    cfg = recipe_config("sudoku-mdm", "dvar", ["objective=ar", "decode.decoder=greedy", "decode.settings={}",
+                                                "out_dir=runs/x", "train.lr=0.5"])
     assert recipe_files("sudoku-mdm", "dvar", "ar")[-1] == CONFIGS_DIR / "dvar" / "ar.yaml"
     assert (cfg.objective, cfg.out_dir, cfg.train.lr, cfg.arch.dropout) == ("ar", "runs/x", 0.5, 0.0)
     assert cfg.diffusion.shift is True  # the ar overlay leaves the recipe's shift alone
@@ -94,3 +101,63 @@ def test_dvar_train_merges_several_files_before_the_overrides(tmp_path, monkeypa
     assert (cfg.task, cfg.model, cfg.seed, cfg.train.lr) == ("sudoku", "micro", 3, 0.5)
     assert main(["train", str(a), "seed=3", str(b)]) == 2
     assert "after key=value" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- decoder settings
+def test_decoder_settings_are_a_mapping_checked_and_typed_by_the_decoder(tmp_path):
+    recipe = write(tmp_path / "r.yaml", "decode: {decoder: topk, settings: {noise: 1, repredict: true}}\n")
+    cfg = load_config(recipe)
+    assert cfg.decode.settings == {"noise": 1.0, "repredict": True}
+    assert isinstance(cfg.decode.settings["noise"], float)
+    bad = {
+        "decode: {decoder: topp}": r"r.yaml: unknown decoder 'topp'; known decoders: .*topk",
+        "decode: {settings: {nois: 0.5}}": r"decode.settings.nois: decoder 'topk' has no such setting; "
+                                            r"valid: noise, remask, repredict, schedule",
+        "decode: {settings: {noise: high}}": r"decode.settings.noise='high' is not a valid float",
+        "decode: {settings: {steps: 5}}": r"decode.settings.steps: set decode.steps instead",
+        "objective: ar\ndecode: {decoder: topk}": r"'topk' decodes mdm models.*valid: greedy, sample",
+        "decode: {settings: [noise=0.5]}": r"\(decode\): settings=\['noise=0.5'\] is not a valid mapping",
+    }
+    for text, message in bad.items():
+        with pytest.raises(ConfigError, match=message):
+            load_config(write(tmp_path / "r.yaml", text + "\n"))
+    with pytest.raises(ConfigError, match="command line: decode.settings.tau: decoder 'topk'"):
+        load_config(None, ["decode.settings.tau=0.5"])
+
+
+def test_settings_overrides_set_one_entry_or_the_whole_mapping():
+    one = load_config(CONFIGS_DIR / "sudoku-mdm.yaml", ["decode.settings.noise=0.25"])
+    assert one.decode.settings == {"noise": 0.25, "repredict": True}
+    whole = load_config(CONFIGS_DIR / "sudoku-mdm.yaml", ["decode.settings={noise: 0.25}"])
+    assert whole.decode.settings == {"noise": 0.25}
+    cleared = load_config(CONFIGS_DIR / "sudoku-mdm.yaml", ["decode.settings={}"])
+    assert cleared.decode.settings == {}
+
+
+def test_old_runs_decode_args_load_as_settings_and_are_written_back_as_settings(tmp_path):
+    committed = ROOT / "docs/studies/2026-12-02-reproduce/runs/countdown/seed0/runs/mdm-reference/config.yaml"
+    assert "  args: []" in committed.read_text()  # a run directory written before decode.settings
+    assert load_config(committed).decode.settings == {}
+    old = write(tmp_path / "old.yaml",
+                committed.read_text().replace("  args: []", "  args: [noise=0.5, repredict=true]"))
+    cfg = load_config(old)
+    assert cfg.decode.settings == {"noise": 0.5, "repredict": True}
+    save_config(cfg, tmp_path / "config.yaml")
+    written = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert written["decode"]["settings"] == {"noise": 0.5, "repredict": True}
+    assert "args" not in written["decode"]
+    assert load_config(tmp_path / "config.yaml") == cfg
+    assert load_config(None, ["decode.args=[noise=0.5,repredict=true]"]).decode.settings == cfg.decode.settings
+    with pytest.raises(ConfigError, match=r"decode.args 'noise': expected KEY=VALUE"):
+        load_config(None, ["decode.args=[noise]"])
+
+
+def test_decoding_steps_come_from_one_place():
+    cfg = load_config(None, ["diffusion.steps=12"])
+    assert decode_steps(cfg) == 12
+    cfg = load_config(None, ["diffusion.steps=12", "decode.steps=7"])
+    assert decode_steps(cfg) == 7 and decode_steps(cfg, 3) == 3
+    run = Run(cfg, get_task("sudoku"), CharTokenizer(), None, build_objective(cfg))
+    assert make_decoder(run)[1].steps == 7  # the run's own decoding
+    assert make_decoder(run, "random")[1].steps == 7  # another decoder: the same T
+    assert make_decoder(run, "topk", steps=3)[1].steps == 3

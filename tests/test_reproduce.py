@@ -168,7 +168,7 @@ def test_gpu_scale_runs_end_to_end_at_a_tiny_scale_on_cpu(tmp_path, monkeypatch,
 
 
 def test_decode_args_are_the_runs_own_decoding(tmp_path, one_thread):
-    """decode.args sets the decoder of `dvar eval` without --decoder (and of validation)."""
+    """decode.settings sets the decoder of `dvar eval` without --decoder (and of validation)."""
     from dvar.evaluate import load_run, make_decoder
 
     data = tmp_path / "d.jsonl"
@@ -177,7 +177,7 @@ def test_decode_args_are_the_runs_own_decoding(tmp_path, one_thread):
     run_dir = tmp_path / "run"
     assert main(["train", "task=sudoku", "objective=mdm", "model=micro", f"data.train={data}",
                  f"out_dir={run_dir}", "train.max_steps=2", "train.batch_size=8", "data.valid_size=8",
-                 "train.eval_size=4", "decode.args=[noise=0.5,repredict=true]"]) == 0
+                 "train.eval_size=4", "decode.settings={noise: 0.5, repredict: true}"]) == 0
     run = load_run(run_dir)
     name, decoder = make_decoder(run)
     assert (name, decoder.noise, decoder.repredict) == ("topk", 0.5, True)
@@ -185,8 +185,8 @@ def test_decode_args_are_the_runs_own_decoding(tmp_path, one_thread):
     assert (decoder.noise, decoder.repredict) == (0.0, False)
     rows = [json.loads(line) for line in (run_dir / "eval_log.jsonl").read_text().splitlines()]
     assert rows[-1]["decoder"] == "topk"
-    assert yaml.safe_load((run_dir / "config.yaml").read_text())["decode"]["args"] == [
-        "noise=0.5", "repredict=true"]
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["decode"]["settings"] == {
+        "noise": 0.5, "repredict": True}
 
 
 def test_models_and_overrides_select_and_change_what_is_trained(miniature, capsys):
