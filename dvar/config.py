@@ -110,7 +110,7 @@ class DecodeConfig:
 @dataclass
 class Config:
     task: str = ""
-    objective: str = "mdm"  # ar | mdm
+    objective: str = "mdm"  # a registered objective (dvar/objectives/): ar | mdm
     model: str = "tiny"  # a size name (micro, mini, tiny, base, medium) or hf:PATH (dvar/hf.py)
     out_dir: str = ""
     seed: int = 0

@@ -27,7 +27,7 @@ from dvar.decoders import Decoder, decode_steps, decoder_class, get_decoder
 from dvar.hf import RUN_SUBDIR, HFBackbone, HFTokenizer, hf_path, load_backbone
 from dvar.metrics import best_of_k, judge_all, summarize, summarize_samples
 from dvar.model import ModelConfig, Transformer
-from dvar.objectives import Objective, get_objective, objective_class
+from dvar.objectives import Objective, objective_class, objective_from_config
 from dvar.tasks import Task, get_task
 from dvar.tokenizer import CharTokenizer, SequenceTooLong
 
@@ -54,14 +54,7 @@ class Run:
 
 def build_objective(cfg: Config, mask_id: int | None = None) -> Objective:
     """The objective of `cfg`; `mask_id`: the tokenizer's MASK (default: dvar's)."""
-    if cfg.objective == "mdm":
-        d = cfg.diffusion
-        return get_objective(
-            "mdm", steps=d.steps, alpha=d.alpha, gamma=d.gamma, time_weighting=d.time_weighting,
-            token_reweighting=d.token_reweighting, shift=bool(d.shift),
-            **({} if mask_id is None else {"mask_id": mask_id}),
-        )
-    return get_objective(cfg.objective)
+    return objective_from_config(cfg, mask_id)
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:

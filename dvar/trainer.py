@@ -38,7 +38,7 @@ from dvar.data import Example, read_examples, written_answers
 from dvar.evaluate import Run, build_objective, evaluate
 from dvar.hf import RUN_SUBDIR, HFBackbone, HFTokenizer, build_backbone, check_dependencies, hf_path
 from dvar.model import SIZES, Transformer, model_config
-from dvar.objectives import Objective
+from dvar.objectives import Objective, objective_class
 from dvar.tasks import get_task
 from dvar.tokenizer import DEFAULT_CHARS, CharTokenizer
 from dvar.tracking import Tracker, check_report_to, open_tracker
@@ -179,7 +179,7 @@ def _precision(cfg: Config, device: torch.device) -> torch.dtype | None:
 def build_tokenizer(cfg: Config) -> Tokenizer:
     path = hf_path(cfg.model)
     if path:
-        return HFTokenizer.from_pretrained(path, mask=cfg.objective == "mdm")
+        return HFTokenizer.from_pretrained(path, mask=objective_class(cfg.objective).uses_mask)
     return CharTokenizer(cfg.arch.vocab or DEFAULT_CHARS)
 
 

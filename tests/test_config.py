@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import subprocess
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
 
 import dvar.trainer
+from dvar import decoders, objectives
 from dvar.cli import main
 from dvar.config import (CONFIGS_DIR, Config, ConfigError, load_config, recipe_config, recipe_files,
                          save_config)
 from dvar.decoders import decode_steps
+from dvar.decoders.greedy import Greedy
 from dvar.evaluate import Run, build_objective, make_decoder
+from dvar.objectives.ar import Autoregressive
 from dvar.tasks import get_task
 from dvar.tokenizer import CharTokenizer
 
@@ -161,3 +167,50 @@ def test_decoding_steps_come_from_one_place():
     assert make_decoder(run)[1].steps == 7  # the run's own decoding
     assert make_decoder(run, "random")[1].steps == 7  # another decoder: the same T
     assert make_decoder(run, "topk", steps=3)[1].steps == 3
+
+
+# ---------------------------------------------------------------------- registries
+class ToyObjective(Autoregressive):
+    """A new objective as a user adds one: a class registered by name (here AR's loss)."""
+
+
+class ToyDecoder(Greedy):
+    """A new decoder as a user adds one: a class registered by name (here greedy's choice)."""
+
+    calls: ClassVar[list[int]] = []
+
+    def choose(self, logits_BxV, generator):
+        ToyDecoder.calls.append(logits_BxV.size(0))
+        return super().choose(logits_BxV, generator)
+
+
+@pytest.fixture
+def toys(monkeypatch):
+    """`toy` registered in both registries for one test (copies of the registries, restored after)."""
+    monkeypatch.setattr(objectives._OBJECTIVES, "_classes", objectives._OBJECTIVES.classes())
+    monkeypatch.setattr(decoders._DECODERS, "_classes", decoders._DECODERS.classes())
+    objectives.register_objective("toy")(dataclasses.dataclass(ToyObjective))
+    decoders.register_decoder("toy")(dataclasses.dataclass(ToyDecoder))
+    ToyDecoder.calls.clear()
+
+
+def test_a_registered_objective_and_decoder_are_usable_from_a_run_config(toys, tmp_path, capsys):
+    data = tmp_path / "d.jsonl"
+    assert main(["generate", "sudoku", "--size", "4", "--givens", "8:12", "--n", "24", "--out", str(data),
+                 "--workers", "1"]) == 0
+    run_dir = tmp_path / "run"
+    assert main(["train", "task=sudoku", "objective=toy", "model=micro", f"data.train={data}",
+                 f"out_dir={run_dir}", "train.max_steps=2", "train.batch_size=8", "data.valid_size=8",
+                 "train.eval_size=4", "decode.decoder=toy"]) == 0
+    rows = [json.loads(line) for line in (run_dir / "eval_log.jsonl").read_text().splitlines()]
+    assert rows[-1]["decoder"] == "toy" and ToyDecoder.calls  # validation decoded with it
+    metrics = {}
+    for name in ("toy", "greedy"):
+        out = tmp_path / name
+        assert main(["eval", str(run_dir), "--data", str(data), "--decoder", name, "--out", str(out),
+                     "--device", "cpu"]) == 0
+        metrics[name] = json.loads((out / "metrics.json").read_text())
+        assert (metrics[name]["objective"], metrics[name]["decoder"]) == ("toy", name)
+    assert metrics["toy"]["accuracy"] == metrics["greedy"]["accuracy"]  # the same choice as greedy
+    with pytest.raises(ConfigError, match="unknown objective 'toys'; known objectives: ar, mdm, toy"):
+        load_config(None, ["objective=toys"])
