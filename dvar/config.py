@@ -69,6 +69,10 @@ class ArchConfig:
     dropout: float = 0.0
     positions: str = "learned"  # learned (GPT-2, the reference) | rope (rotary)
     vocab: str = ""  # character set; empty: the default dvar vocabulary
+    # Reshape the named size (`model`; 0: the size's own value); model.json records the result.
+    n_layer: int = 0  # transformer blocks
+    n_embd: int = 0  # width of the residual stream (a multiple of n_head)
+    n_head: int = 0  # attention heads
 
 
 @dataclass
@@ -171,6 +175,12 @@ def check_config(cfg: Config, source: str = "config") -> None:
             f"{cfg.objective!r} is {objective.family}; valid: {', '.join(decoder_names(objective.family))}"
         )
     cfg.decode.settings = check_decoder_settings(name, cfg.decode.settings, source)
+    shape = {k: getattr(cfg.arch, k) for k in ("n_layer", "n_embd", "n_head") if getattr(cfg.arch, k)}
+    if any(v < 0 for v in shape.values()):
+        raise ConfigError(f"{source}: arch shape must be positive (0: the size's), got {shape}")
+    if shape and cfg.model.startswith("hf:"):
+        raise ConfigError(f"{source}: arch.{', arch.'.join(shape)} reshape dvar's own sizes, "
+                          f"not a pretrained {cfg.model}")
 
 
 def check_decoder_settings(name: str, settings: dict[str, Any], source: str = "config") -> dict[str, Any]:

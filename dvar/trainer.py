@@ -194,6 +194,7 @@ def build_model(cfg: Config, tokenizer: Tokenizer, objective: Objective,
     return Transformer(model_config(
         cfg.model, tokenizer.vocab_size, cfg.data.cutoff, causal=objective.causal,
         dropout=cfg.arch.dropout, positions=cfg.arch.positions,
+        n_layer=cfg.arch.n_layer, n_embd=cfg.arch.n_embd, n_head=cfg.arch.n_head,
     ))
 
 

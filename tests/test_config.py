@@ -18,7 +18,8 @@ from dvar.config import (CONFIGS_DIR, Config, ConfigError, load_config, recipe_c
                          save_config)
 from dvar.decoders import decode_steps
 from dvar.decoders.greedy import Greedy
-from dvar.evaluate import Run, build_objective, make_decoder
+from dvar.evaluate import Run, build_objective, load_run, make_decoder
+from dvar.model import SIZES, model_config
 from dvar.objectives.ar import Autoregressive
 from dvar.tasks import get_task
 from dvar.tokenizer import CharTokenizer
@@ -214,3 +215,22 @@ def test_a_registered_objective_and_decoder_are_usable_from_a_run_config(toys, t
     assert metrics["toy"]["accuracy"] == metrics["greedy"]["accuracy"]  # the same choice as greedy
     with pytest.raises(ConfigError, match="unknown objective 'toys'; known objectives: ar, mdm, toy"):
         load_config(None, ["objective=toys"])
+
+
+# ---------------------------------------------------------------------- model shape
+def test_arch_shape_keys_reshape_a_named_size_and_model_json_records_it(tmp_path):
+    assert model_config("micro", 20, 16, n_layer=0, n_embd=0, n_head=0) == model_config("micro", 20, 16)
+    wider = model_config("micro", 20, 16, n_embd=96, n_head=0)
+    assert (wider.n_layer, wider.n_embd, wider.n_head) == (SIZES["micro"]["n_layer"], 96, SIZES["micro"]["n_head"])
+    data = tmp_path / "d.jsonl"
+    assert main(["generate", "sudoku", "--size", "4", "--givens", "8:12", "--n", "20", "--out", str(data),
+                 "--workers", "1"]) == 0
+    run_dir = tmp_path / "run"
+    assert main(["train", "task=sudoku", "objective=ar", "model=micro", f"data.train={data}",
+                 f"out_dir={run_dir}", "train.max_steps=1", "train.batch_size=4", "data.valid_size=4",
+                 "train.eval_size=0", "arch.n_layer=3", "arch.n_embd=48", "arch.n_head=3"]) == 0
+    shape = json.loads((run_dir / "model.json").read_text())
+    assert (shape["n_layer"], shape["n_embd"], shape["n_head"]) == (3, 48, 3)
+    assert load_run(run_dir).model.config.n_layer == 3
+    with pytest.raises(ConfigError, match="reshape dvar's own sizes, not a pretrained hf:x"):
+        load_config(None, ["model=hf:x", "arch.n_layer=2"])
