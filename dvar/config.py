@@ -13,7 +13,12 @@ Several files merge in order, a later file's keys winning; a mapping value
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import io
+import textwrap
+import tokenize
 import types
 import typing
 from dataclasses import dataclass, field
@@ -28,7 +33,7 @@ import yaml
 class DataConfig:
     train: str = ""  # training JSONL
     valid: str = ""  # validation JSONL; empty: hold `valid_size` examples out of train
-    valid_size: int = 448  # the reference holds 448 examples out of training
+    valid_size: int = 448  # examples held out of train when valid is empty (the reference: 448)
     cutoff: int = 0  # sequence length in tokens; 0: the longest example of train/valid
     max_new_tokens: int = 0  # AR decoding budget; 0: the longest answer + EOS
     # The order the answer is written in (SPEC §9): forward (the task's own format) |
@@ -40,21 +45,21 @@ class DataConfig:
 @dataclass
 class TrainConfig:
     max_steps: int = 0  # optimizer steps; 0: derived from `epochs`
-    epochs: float = 1.0
+    epochs: float = 1.0  # passes over the training set, when max_steps is 0
     batch_size: int = 64  # global batch (all processes, all accumulation steps)
     micro_batch_size: int = 0  # per process and forward pass; 0: batch_size / processes
-    lr: float = 1e-3
+    lr: float = 1e-3  # peak learning rate (AdamW), after warm-up, before the cosine decay
     min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
-    warmup_steps: int = -1  # -1: 1% of max_steps (at least 1)
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float = 1.0
+    warmup_steps: int = -1  # linear warm-up steps; -1: 1% of max_steps (at least 1)
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW's (beta1, beta2), as [b1, b2]
+    grad_clip: float = 1.0  # clip the gradient's global norm to this; 0: no clipping
     precision: str = "auto"  # auto (bf16 on GPUs that have it, else fp32) | fp32 | bf16 | fp16
-    log_every: int = 10
+    log_every: int = 10  # a train_log.jsonl row (loss, lr, tokens/s) every N steps
     eval_every: int = 0  # validation loss + decoded accuracy every N steps; 0: at the end only
     eval_size: int = 128  # validation examples decoded for accuracy
     save_every: int = 0  # checkpoint every N steps; 0: at the end only
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = 2  # the newest N checkpoints kept in checkpoints/
     compile: bool = False  # torch.compile the model (GPU)
     # Stop after this many seconds of training (validation excluded), then validate and
     # save as at max_steps; 0: no limit. max_steps still sets the schedule.
@@ -66,22 +71,22 @@ class TrainConfig:
 
 @dataclass
 class ArchConfig:
-    dropout: float = 0.0
-    positions: str = "learned"  # learned (GPT-2, the reference) | rope (rotary)
+    dropout: float = 0.0  # dropout rate of dvar's own model (the reference's recipes: 0.1)
+    positions: str = "learned"  # learned (GPT-2, the reference) | rope (rotary) | learned+rope
     vocab: str = ""  # character set; empty: the default dvar vocabulary
-    # Reshape the named size (`model`; 0: the size's own value); model.json records the result.
-    n_layer: int = 0  # transformer blocks
-    n_embd: int = 0  # width of the residual stream (a multiple of n_head)
-    n_head: int = 0  # attention heads
+    # n_layer, n_embd, n_head reshape the named size `model`; model.json records the result.
+    n_layer: int = 0  # transformer blocks of `model`; 0: the size's own
+    n_embd: int = 0  # width of `model`'s residual stream, a multiple of n_head; 0: the size's own
+    n_head: int = 0  # attention heads of `model`; 0: the size's own
 
 
 @dataclass
 class DiffusionConfig:
-    steps: int = 20  # T
-    alpha: float = 0.25
-    gamma: float = 1.0
-    time_weighting: str = "linear"  # linear | elbo | none
-    token_reweighting: bool = True
+    steps: int = 20  # T: the forward process's noise levels t = 0..T-1 (MDM training)
+    alpha: float = 0.25  # token reweighting alpha * (1 - exp(-loss))^gamma * loss
+    gamma: float = 1.0  # token reweighting's exponent (the paper: 2 for Countdown)
+    time_weighting: str = "linear"  # loss weight w(t): linear (T - t) | elbo (1 / (t + 1)) | none
+    token_reweighting: bool = True  # weight hard tokens more (alpha, gamma); false: plain cross-entropy
     # Read position i's prediction from i-1 (causal-LM convention); empty (null): on for
     # pretrained hf backbones, off for dvar's own models.
     shift: bool | None = None
@@ -91,34 +96,32 @@ class DiffusionConfig:
 class LoraConfig:
     """LoRA fine-tuning of a pretrained backbone (`model=hf:PATH`), via peft."""
 
-    r: int = 0  # rank; 0: full fine-tuning (every weight trained)
+    r: int = 0  # LoRA rank; 0: full fine-tuning (every weight trained)
     alpha: float = 32.0  # the adapter's output is scaled by alpha / r
-    dropout: float = 0.05
+    dropout: float = 0.05  # dropout on the adapter's input
     target_modules: str = ""  # comma-separated module names or all-linear; empty: peft's default
 
 
 @dataclass
 class DecodeConfig:
-    decoder: str = ""  # empty: the objective's default (greedy for ar, topk for mdm)
-    # The decoder's settings, a mapping such as {noise: 0.5, repredict: true}: used by the
-    # in-training validation and by `dvar eval` when it is given no --decoder. The paper's
-    # decoding (the reference's stochastic0.5-linear, re-predicting decoded tokens) is
-    # {noise: 0.5, repredict: true}; empty: the decoder's defaults. Checked against the
-    # decoder's own settings when the config loads. (Old runs' `args: [noise=0.5, ...]`
-    # still loads, as these settings.)
+    decoder: str = ""  # a registered decoder (dvar/decoders/); empty: the objective's default
+    # The decoder's settings, a mapping checked against the decoder's own, e.g. the paper's
+    # {noise: 0.5, repredict: true} for topk; empty: the decoder's defaults. With decoder,
+    # the run's decoding: validation's, and `dvar eval`'s without --decoder. (Old runs'
+    # `args: [noise=0.5, ...]` loads as these settings.)
     settings: dict[str, Any] = field(default_factory=dict)
     steps: int = 0  # decoding steps T of decoders that have them; 0: diffusion.steps
-    batch_size: int = 64
+    batch_size: int = 64  # problems decoded together in validation
 
 
 @dataclass
 class Config:
-    task: str = ""
-    objective: str = "mdm"  # a registered objective (dvar/objectives/): ar | mdm
+    task: str = ""  # a registered task, one file in dvar/tasks/ (e.g. sudoku)
+    objective: str = "mdm"  # a registered objective, one file in dvar/objectives/ (ar, mdm)
     model: str = "tiny"  # a size name (micro, mini, tiny, base, medium) or hf:PATH (dvar/hf.py)
-    out_dir: str = ""
-    seed: int = 0
-    resume: bool = False
+    out_dir: str = ""  # the run directory training writes
+    seed: int = 0  # seeds weights, data order, masks and the validation split
+    resume: bool = False  # continue the run in out_dir from its last checkpoint
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     arch: ArchConfig = field(default_factory=ArchConfig)
@@ -259,6 +262,45 @@ def _merge_file(cfg: Config, path: Path, chain: tuple[Path, ...]) -> None:
             raise ConfigError(f"{path}: base {base!r} is not a file name")
         _merge_file(cfg, path.parent / base, (*chain, path.resolve()))
     _merge(cfg, loaded, prefix="", source=str(path))
+
+
+def key_help(section: type = Config, prefix: str = "") -> dict[str, str]:
+    """Every key (`train.lr`, ...) and its meaning, read from the comments of these
+    dataclasses (the comment block above a field, then the one after it on its line):
+    the one source of `dvar train --help`."""
+    comments = _field_comments(section)
+    hints = typing.get_type_hints(section)
+    meanings = {}
+    for f in dataclasses.fields(section):
+        if dataclasses.is_dataclass(hints[f.name]):
+            meanings.update(key_help(hints[f.name], f"{prefix}{f.name}."))
+        else:
+            meanings[f"{prefix}{f.name}"] = comments.get(f.name, "")
+    return meanings
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    source = textwrap.dedent(inspect.getsource(cls))
+    lines = source.splitlines()
+    comments: dict[int, str] = {}  # 1-based line -> its comment's text
+    alone: set[int] = set()  # lines that hold nothing but a comment
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            row = token.start[0]
+            comments[row] = token.string.lstrip("#").strip()
+            if not lines[row - 1][: token.start[1]].strip():
+                alone.add(row)
+    (node,) = ast.parse(source).body
+    found = {}
+    for statement in node.body:
+        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+            above, row = [], statement.lineno - 1
+            while row in alone:
+                above.insert(0, comments[row])
+                row -= 1
+            after = comments.get(statement.end_lineno) if statement.end_lineno not in alone else None
+            found[statement.target.id] = " ".join(above + ([after] if after else []))
+    return found
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

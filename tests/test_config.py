@@ -14,8 +14,8 @@ import yaml
 import dvar.trainer
 from dvar import decoders, objectives
 from dvar.cli import main
-from dvar.config import (CONFIGS_DIR, Config, ConfigError, load_config, recipe_config, recipe_files,
-                         save_config)
+from dvar.config import (CONFIGS_DIR, Config, ConfigError, key_help, load_config, recipe_config,
+                         recipe_files, save_config, to_dict)
 from dvar.decoders import decode_steps
 from dvar.decoders.greedy import Greedy
 from dvar.evaluate import Run, build_objective, load_run, make_decoder
@@ -234,3 +234,28 @@ def test_arch_shape_keys_reshape_a_named_size_and_model_json_records_it(tmp_path
     assert load_run(run_dir).model.config.n_layer == 3
     with pytest.raises(ConfigError, match="reshape dvar's own sizes, not a pretrained hf:x"):
         load_config(None, ["model=hf:x", "arch.n_layer=2"])
+
+
+# ---------------------------------------------------------------------- help
+def _leaf_keys(node: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for name, value in node.items():
+        if isinstance(value, dict) and name != "settings":
+            keys += _leaf_keys(value, f"{prefix}{name}.")
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def test_every_key_has_a_meaning_from_the_configs_comments_and_train_help_shows_it(capsys):
+    meanings = key_help()
+    assert sorted(meanings) == sorted(_leaf_keys(to_dict(Config())))
+    assert not [key for key, text in meanings.items() if not text]
+    # The comment block above a field, then the one on its line.
+    assert meanings["train.time_limit"].startswith("Stop after this many seconds")
+    assert meanings["train.lr"].startswith("peak learning rate")
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for key, meaning in meanings.items():
+        assert f"{key}=" in text and " ".join(meaning.split()[:4]) in text, key

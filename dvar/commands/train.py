@@ -3,20 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 
-from dvar.config import Config, load_config, to_dict
+from dvar.config import Config, key_help, load_config, to_dict
 
 
-def _keys(node: dict, prefix: str = "") -> list[str]:
+def _keys(node: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """(key, default as typed on the command line) of every key."""
     keys = []
     for name, value in node.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and name != "settings":
             keys += _keys(value, f"{prefix}{name}.")
         elif isinstance(value, list):  # as typed on the command line: key=[a,b]
-            keys.append(f"{prefix}{name}=[{','.join(str(item) for item in value)}]")
+            keys.append((f"{prefix}{name}", f"[{','.join(str(item) for item in value)}]"))
+        elif isinstance(value, dict):
+            keys.append((f"{prefix}{name}", "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}"))
+        elif isinstance(value, bool):
+            keys.append((f"{prefix}{name}", str(value).lower()))
         else:
-            keys.append(f"{prefix}{name}={value}")
+            keys.append((f"{prefix}{name}", "" if value is None else str(value)))
     return keys
+
+
+def describe_keys(width: int = 100, column: int = 34) -> str:
+    """Every key=default with its meaning (dvar.config's comments), wrapped to `width`."""
+    meanings = key_help()
+    lines = []
+    for key, default in _keys(to_dict(Config())):
+        head = f"  {key}={default}"
+        text = textwrap.wrap(meanings[key], width - column - 1) or [""]
+        if len(head) >= column:
+            lines.append(head)
+            lines += [" " * column + " " + part for part in text]
+        else:
+            lines.append(f"{head:<{column}} {text[0]}")
+            lines += [" " * column + " " + part for part in text[1:]]
+    return "\n".join(lines)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "learning rate, tokens/s and validation there (pip install 'dvar[tracking]').\n"
             "resume=true continues a killed run from its last complete checkpoint.\n"
             "Several processes: torchrun --nproc_per_node N -m dvar train ...\n\n"
-            "keys and defaults:\n  " + "\n  ".join(_keys(to_dict(Config())))
+            "keys, defaults and meanings:\n" + describe_keys()
         ),
         epilog="examples:\n"
         "  dvar train configs/sudoku-mdm.yaml data.train=data/paper/sudoku/train.jsonl\n"
