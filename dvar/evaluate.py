@@ -20,11 +20,11 @@ import torch
 
 from dvar.config import Config
 from dvar.data import Example, write_jsonl
-from dvar.decoders import Decoder, decoder_class, get_decoder, parse_settings
+from dvar.decoders import Decoder, decode_steps, decoder_class, get_decoder
 from dvar.hf import HFBackbone, HFTokenizer
 from dvar.metrics import best_of_k, judge_all, summarize, summarize_samples
 from dvar.model import Transformer
-from dvar.objectives import Objective, get_objective
+from dvar.objectives import Objective, objective_from_config
 from dvar.rundir import RunDir, load_model, write_json
 from dvar.tasks import Task, get_task
 from dvar.tokenizer import CharTokenizer, SequenceTooLong
@@ -52,14 +52,7 @@ class Run:
 
 def build_objective(cfg: Config, mask_id: int | None = None) -> Objective:
     """The objective of `cfg`; `mask_id`: the tokenizer's MASK (default: dvar's)."""
-    if cfg.objective == "mdm":
-        d = cfg.diffusion
-        return get_objective(
-            "mdm", steps=d.steps, alpha=d.alpha, gamma=d.gamma, time_weighting=d.time_weighting,
-            token_reweighting=d.token_reweighting, shift=bool(d.shift),
-            **({} if mask_id is None else {"mask_id": mask_id}),
-        )
-    return get_objective(cfg.objective)
+    return objective_from_config(cfg, mask_id)
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
@@ -90,19 +83,20 @@ class Decoded:
 
 
 def run_decoder_settings(cfg: Config) -> dict[str, Any]:
-    """`decode.args` (KEY=VALUE items) as decoder settings; values read as in `dvar eval`."""
-    return parse_settings(list(cfg.decode.args))
+    """The run's own decoder settings (`decode.settings`)."""
+    return dict(cfg.decode.settings)
 
 
 def make_decoder(
     run: Run, decoder: str = "", steps: int = 0, decoder_settings: dict[str, Any] | None = None
 ) -> tuple[str, Decoder]:
-    """The decoder `name` (default: the objective's) with its settings: `steps` (default:
-    the run's diffusion.steps) where it has a steps setting, unless `decoder_settings`
-    sets it; unknown settings and a decoder of the other family are errors."""
-    if not decoder:  # the run's own decoding (config decode.decoder, decode.args)
+    """The decoder `name` (default: the run's decode.decoder with decode.settings, else the
+    objective's) with its settings: `steps` (`decode_steps`: the run's decode.steps, else
+    diffusion.steps) where it has a steps setting, unless `decoder_settings` sets it;
+    unknown settings and a decoder of the other family are errors."""
+    if not decoder:  # the run's own decoding
         decoder = run.config.decode.decoder
-        decoder_settings = {**run_decoder_settings(run.config), **(decoder_settings or {})}
+        decoder_settings = {**run.config.decode.settings, **(decoder_settings or {})}
     name = decoder or run.objective.default_decoder
     cls = decoder_class(name)
     if cls.family != run.objective.family:
@@ -111,7 +105,7 @@ def make_decoder(
     if "steps" in {f.name for f in dataclasses.fields(cls)}:
         if steps and settings.get("steps", steps) != steps:
             raise ValueError(f"steps given twice: {steps} and decoder setting steps={settings['steps']}")
-        settings.setdefault("steps", steps or run.config.diffusion.steps)
+        settings.setdefault("steps", decode_steps(run.config, steps))
     return name, get_decoder(name, **settings)
 
 
@@ -131,8 +125,9 @@ def decode_samples(
 
     The draws differ through the decoder's randomness only (the Gumbel noise or random
     order of MDM decoders, `sample` for AR): a deterministic decoder repeats itself.
-    `steps` sets the decoder's `steps` setting where it has one (default: the run's
-    diffusion.steps), unless `decoder_settings` does; unknown settings are errors.
+    `steps` sets the decoder's `steps` setting where it has one (default: `decode_steps`,
+    the run's decode.steps or diffusion.steps), unless `decoder_settings` does; unknown
+    settings are errors.
     """
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")

@@ -74,13 +74,16 @@ SIZES: dict[str, dict[str, int]] = {
 
 
 def model_config(size: str, vocab_size: int, block_size: int, **overrides: Any) -> ModelConfig:
-    """The named `size` for this vocabulary and length, then `overrides` (e.g. causal=False)."""
+    """The named `size` for this vocabulary and length, then `overrides` (e.g. causal=False,
+    or n_layer=4 to reshape the size; a shape override of 0 keeps the size's value, as
+    the run config's arch.n_layer / n_embd / n_head do)."""
     if size not in SIZES:
         raise KeyError(f"unknown model size {size!r}; known sizes: {', '.join(SIZES)}")
     known = {f.name for f in dataclasses.fields(ModelConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"unknown model setting(s) {unknown}; known: {sorted(known)}")
+    overrides = {k: v for k, v in overrides.items() if not (k in SIZES[size] and v == 0)}
     settings = {**SIZES[size], "vocab_size": vocab_size, "block_size": block_size, **overrides}
     return ModelConfig(**settings)
 

@@ -35,12 +35,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from dvar.batches import DataOrder, EncodedData, Tokenizer, encode, new_problems, split_valid
 from dvar.checkpoint import load_checkpoint, save_checkpoint
-from dvar.config import Config, ConfigError, save_config, to_dict
+from dvar.config import Config, ConfigError, check_config, save_config, to_dict
 from dvar.data import read_examples, written_answers
 from dvar.evaluate import Run, build_objective, evaluate
 from dvar.hf import HFBackbone, HFTokenizer, build_backbone, check_dependencies, hf_path
 from dvar.model import SIZES, Transformer, model_config
-from dvar.objectives import Objective, objective_names
+from dvar.objectives import Objective, objective_class
 from dvar.rundir import (COMPUTE_FILE, CONFIG_FILE, HF_SUBDIR, WEIGHTS_FILE, RunDir, compute_record,
                          save_model)
 from dvar.runtime import (PROGRESS, Dist, LossWindow, Progress, TrainClock, agree, barrier, device_for,
@@ -96,7 +96,7 @@ def _precision(cfg: Config, device: torch.device) -> torch.dtype | None:
 def build_tokenizer(cfg: Config) -> Tokenizer:
     path = hf_path(cfg.model)
     if path:
-        return HFTokenizer.from_pretrained(path, mask=cfg.objective == "mdm")
+        return HFTokenizer.from_pretrained(path, mask=objective_class(cfg.objective).uses_mask)
     return CharTokenizer(cfg.arch.vocab or DEFAULT_CHARS)
 
 
@@ -111,6 +111,7 @@ def build_model(cfg: Config, tokenizer: Tokenizer, objective: Objective,
     return Transformer(model_config(
         cfg.model, tokenizer.vocab_size, cfg.data.cutoff, causal=objective.causal,
         dropout=cfg.arch.dropout, positions=cfg.arch.positions,
+        n_layer=cfg.arch.n_layer, n_embd=cfg.arch.n_embd, n_head=cfg.arch.n_head,
     ))
 
 
@@ -132,8 +133,7 @@ def resolve(cfg: Config) -> Resolved:
     cfg = copy.deepcopy(cfg)
     if not cfg.task:
         raise ConfigError("set task=... (one of the registered tasks)")
-    if cfg.objective not in objective_names():
-        raise ConfigError(f"unknown objective {cfg.objective!r}; known: {', '.join(objective_names())}")
+    check_config(cfg)  # objective, decoder and its settings against their registries
     if cfg.model not in SIZES and not hf_path(cfg.model):
         raise ConfigError(f"unknown model size {cfg.model!r}; known: {', '.join(SIZES)}, hf:PATH")
     if not cfg.out_dir:
@@ -444,9 +444,9 @@ def _validate(s: _Session, train_seconds: float | None = None) -> None:
         subset = valid.examples[: cfg.train.eval_size]
         if subset:
             run = Run(cfg, get_task(cfg.task), s.tokenizer, s.model, s.objective)
-            # The run's own decoding: decode.decoder with decode.args.
-            result = evaluate(run, subset, steps=cfg.decode.steps,
-                              batch_size=cfg.decode.batch_size, seed=cfg.seed, source="valid")
+            # The run's own decoding: decode.decoder with decode.settings, decode_steps(cfg).
+            result = evaluate(run, subset, batch_size=cfg.decode.batch_size, seed=cfg.seed,
+                              source="valid")
             row.update(val_accuracy=result.metrics["accuracy"], val_n=result.metrics["n"],
                        decoder=result.metrics["decoder"], nfe=result.metrics["nfe"])
             message += f", val_accuracy {100 * row['val_accuracy']:.1f}% (n={row['val_n']})"

@@ -65,7 +65,7 @@ def _study_file(tmp_path: Path, edit) -> Path:
     (lambda r: r["families"]["path"]["models"].update(gpt={}), "unknown model 'gpt' in models"),
     (lambda r: r["decodings"].update(x={"decoder": "beam"}), "unknown decoder 'beam'"),
     (lambda r: r["decodings"].update(x={"decoder": "topk", "settings": {"temp": 1}}),
-     "unknown setting 'temp' of decoder topk"),
+     "decode.settings.temp: decoder 'topk' has no such setting"),
     (lambda r: r["families"]["path"].update(public=["nope.csv"]), "unknown public test set 'nope.csv'"),
     (lambda r: r["run"].update(train={"lrr": 1}), "unknown key 'train.lrr'"),
     (lambda r: r["models"]["mdm"].update(objective="gan"), "objective 'gan' is not one of"),

@@ -39,9 +39,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", required=True, help="data file (JSONL; sudoku also CSV)")
     parser.add_argument("--decoder", default="",
                         help="decoder name (default: the run's own decoding, its config's decode.decoder "
-                        "with decode.args, else greedy for AR, topk for MDM)")
+                        "with decode.settings, else greedy for AR, topk for MDM)")
     parser.add_argument("--steps", type=int, default=0,
-                        help="decoding steps T of decoders with a steps setting (default: the run's diffusion.steps)")
+                        help="decoding steps T of decoders with a steps setting (default: the run's "
+                        "decode.steps, else its diffusion.steps)")
     parser.add_argument("--decoder-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="a decoder setting, e.g. noise=0.5, tau=0.8, remask=false, temperature=0.7 "
                         "(repeatable; values read as int, float, bool or text). topk is deterministic "

@@ -36,12 +36,15 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from dvar.registry import Registry
 from dvar.tokenizer import EOS_ID, MASK_ID
+
+if TYPE_CHECKING:
+    from dvar.config import Config
 
 
 @dataclasses.dataclass
@@ -223,7 +226,14 @@ def decoder_names(family: str | None = None) -> list[str]:
     return sorted(n for n, c in _DECODERS.classes().items() if family is None or c.family == family)
 
 
-# Decoder settings as text (`dvar eval --decoder-arg`, a run's `decode.args`).
+def decode_steps(cfg: Config, override: int = 0) -> int:
+    """The decoding steps T of a run (decoders with a `steps` setting): `override` (e.g.
+    `dvar eval --steps`), else the config's decode.steps, else its diffusion.steps. Every
+    caller takes T from here."""
+    return override or cfg.decode.steps or cfg.diffusion.steps
+
+
+# Decoder settings as text (`dvar eval --decoder-arg`; old runs' `decode.args`).
 def parse_value(text: str) -> int | float | bool | str:
     """`3` -> 3, `0.5` -> 0.5, `true`/`false` (any case) -> bool, anything else: the text."""
     for kind in (int, float):
@@ -234,14 +244,15 @@ def parse_value(text: str) -> int | float | bool | str:
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def parse_settings(pairs: list[str]) -> dict[str, int | float | bool | str]:
+def parse_settings(pairs: Sequence[str], what: str = "--decoder-arg") -> dict[str, int | float | bool | str]:
+    """KEY=VALUE items as a settings mapping; `what` names them in errors."""
     settings = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--decoder-arg {pair!r}: expected KEY=VALUE")
+            raise ValueError(f"{what} {pair!r}: expected KEY=VALUE")
         if key in settings:
-            raise ValueError(f"--decoder-arg {key} given twice")
+            raise ValueError(f"{what} {key} given twice")
         settings[key] = parse_value(value)
     return settings
 
@@ -257,6 +268,7 @@ __all__ = [
     "get_decoder",
     "decoder_class",
     "decoder_names",
+    "decode_steps",
     "parse_settings",
     "parse_value",
 ]

@@ -8,6 +8,12 @@ shift); the model knows none of it. Usage:
     batch = make_batch([tok.encode_example(x, y, 164) for x, y in pairs], tok)
     loss, stats = objective.loss(model, batch, generator)
     decoder(objective.predictor(model), prompts, seq_len=164, max_new_tokens=82)
+    objective = objective_from_config(cfg, tokenizer.mask_id)  # a run config's objective
+
+A new objective is one file here with a decorated class: `@register_objective("name")` on
+a dataclass subclass of `Objective` that sets `family`, `causal`, `default_decoder` (and
+`uses_mask`, `from_config` where it needs them); `objective=name` in a run config then
+trains and evaluates it.
 
 A batch is a dict of LongTensors: `input_ids` B x L (layout of
 `CharTokenizer.encode_example`), `answer_start` B (index right after SEP) and
@@ -19,13 +25,16 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn as nn
 
 from dvar.registry import Registry
 from dvar.tokenizer import CharTokenizer
+
+if TYPE_CHECKING:
+    from dvar.config import Config
 
 Batch = dict[str, torch.Tensor]
 # Logits B x L x V of a whole sequence (or N x V at `logits_at`), as decoders see them.
@@ -38,7 +47,15 @@ class Objective(abc.ABC):
     name: ClassVar[str]
     family: ClassVar[str]  # "ar" or "mdm": which decoders apply
     causal: ClassVar[bool]  # the attention the model must be built with
-    default_decoder: ClassVar[str]
+    default_decoder: ClassVar[str]  # the decoder of a run whose decode.decoder is empty
+    uses_mask: ClassVar[bool] = False  # needs a MASK token (a pretrained tokenizer gets one added)
+
+    @classmethod
+    def from_config(cls, cfg: Config, mask_id: int | None = None) -> Objective:
+        """The objective a run config describes; `mask_id`: the tokenizer's MASK (None:
+        dvar's). An objective without settings is its defaults; one with settings reads
+        its own section of the config (`mdm`: diffusion)."""
+        return cls()
 
     @abc.abstractmethod
     def loss(
@@ -127,6 +144,11 @@ objective_class = _OBJECTIVES.get  # `dataclasses.fields` of the class lists its
 get_objective = _OBJECTIVES.build  # defaults, then settings; unknown settings are errors
 
 
+def objective_from_config(cfg: Config, mask_id: int | None = None) -> Objective:
+    """The objective `cfg.objective` names, built from the config (`Objective.from_config`)."""
+    return objective_class(cfg.objective).from_config(cfg, mask_id)
+
+
 __all__ = [
     "Objective",
     "Batch",
@@ -135,6 +157,7 @@ __all__ = [
     "make_batch",
     "register_objective",
     "get_objective",
+    "objective_from_config",
     "objective_class",
     "objective_names",
 ]

@@ -19,7 +19,7 @@ answer ends. The prompt (input and SEP) is never masked.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn as nn
@@ -27,6 +27,9 @@ import torch.nn.functional as F
 
 from dvar.objectives import Batch, Objective, register_objective
 from dvar.tokenizer import MASK_ID
+
+if TYPE_CHECKING:
+    from dvar.config import Config
 
 TIME_WEIGHTINGS = ("linear", "elbo", "none")
 
@@ -89,6 +92,16 @@ class MaskedDiffusion(Objective):
     family: ClassVar[str] = "mdm"
     causal: ClassVar[bool] = False
     default_decoder: ClassVar[str] = "topk"
+    uses_mask: ClassVar[bool] = True
+
+    @classmethod
+    def from_config(cls, cfg: Config, mask_id: int | None = None) -> MaskedDiffusion:
+        d = cfg.diffusion
+        return cls(
+            steps=d.steps, alpha=d.alpha, gamma=d.gamma, time_weighting=d.time_weighting,
+            token_reweighting=d.token_reweighting, shift=bool(d.shift),
+            **({} if mask_id is None else {"mask_id": mask_id}),
+        )
 
     def __post_init__(self) -> None:
         if self.steps < 1:

@@ -182,7 +182,8 @@ def _mapping(value: Any, where: str, key: str) -> dict[str, Any]:
 
 
 def _decoding(name: str, raw: Any, where: str) -> Decoding:
-    from dvar.decoders import decoder_class, decoder_names
+    from dvar.config import check_decoder_settings
+    from dvar.decoders import decoder_names
 
     _keys(raw, {"decoder", "settings"}, where, "this decoding")
     decoder = str(raw.get("decoder", "") or "")
@@ -190,11 +191,7 @@ def _decoding(name: str, raw: Any, where: str) -> Decoding:
     if decoder:
         if decoder not in decoder_names():
             raise ConfigError(f"{where}: unknown decoder {decoder!r}; known: {', '.join(decoder_names())}")
-        known = {f.name for f in dataclasses.fields(decoder_class(decoder))}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise ConfigError(f"{where}: unknown setting {unknown[0]!r} of decoder {decoder}; "
-                              f"valid: {', '.join(sorted(known))}")
+        settings = check_decoder_settings(decoder, settings, where)
     elif settings:
         raise ConfigError(f"{where}: settings need a decoder")
     return Decoding(name, decoder, tuple(sorted(settings.items())))
