@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import torch
 
 from dvar.checkpoint import load_weights
-from dvar.config import Config, load_config
+from dvar.config import Config, ConfigError, load_config
 from dvar.data import Example, write_jsonl
 from dvar.decoders import Decoder, decoder_class, get_decoder, parse_settings
 from dvar.hf import RUN_SUBDIR, HFBackbone, HFTokenizer, hf_path, load_backbone
@@ -119,11 +119,11 @@ def make_decoder(
     name = decoder or run.objective.default_decoder
     cls = decoder_class(name)
     if cls.family != run.objective.family:
-        raise ValueError(f"decoder {name!r} decodes {cls.family} models; this run is {run.objective.family}")
+        raise ConfigError(f"decoder {name!r} decodes {cls.family} models; this run is {run.objective.family}")
     settings = dict(decoder_settings or {})
     if "steps" in {f.name for f in dataclasses.fields(cls)}:
         if steps and settings.get("steps", steps) != steps:
-            raise ValueError(f"steps given twice: {steps} and decoder setting steps={settings['steps']}")
+            raise ConfigError(f"steps given twice: {steps} and decoder setting steps={settings['steps']}")
         settings.setdefault("steps", steps or run.config.diffusion.steps)
     return name, get_decoder(name, **settings)
 
@@ -148,7 +148,7 @@ def decode_samples(
     diffusion.steps), unless `decoder_settings` does; unknown settings are errors.
     """
     if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
+        raise ConfigError(f"samples must be >= 1, got {samples}")
     name, dec = make_decoder(run, decoder, steps, decoder_settings)
     prompts = []
     for text, where in zip(inputs, names):

@@ -24,12 +24,14 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from dvar.errors import DvarError
+
 PAD_ID, SEP_ID, MASK_ID, EOS_ID, UNK_ID = 0, 1, 2, 3, 4
 SPECIAL_TOKENS = ("[PAD]", "[SEP]", "[MASK]", "[EOS]", "[UNK]")
 DEFAULT_CHARS = "0123456789+-*/=,abcdefghij"
 
 
-class SequenceTooLong(ValueError):
+class SequenceTooLong(DvarError, ValueError):
     """An example's `input SEP output EOS` does not fit the cutoff length."""
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from dvar.config import ConfigError
+
 
 def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
@@ -94,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
     unknown = sorted(set(args.tasks) - set(reproduce.FAMILIES))
     if unknown:
-        raise ValueError(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(reproduce.FAMILIES)}")
+        raise ConfigError(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(reproduce.FAMILIES)}")
     if args.scale == "cpu":
         roles = reproduce.DEFAULT_ROLES + (("control",) if args.controls else ()) + (
             ("recipe",) if args.reference else ())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dvar.config import Config, load_config, to_dict
+from dvar.config import Config, ConfigError, load_config, to_dict
 
 
 def _keys(node: dict, prefix: str = "") -> list[str]:
@@ -58,6 +58,6 @@ def run(args: argparse.Namespace) -> int:
         elif path is None:
             path = item
         else:
-            raise ValueError(f"more than one config file: {path}, {item}")
+            raise ConfigError(f"more than one config file: {path}, {item}")
     train(load_config(path, overrides))
     return 0

@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from dvar.config import ConfigError
 from dvar.registry import Registry
 from dvar.tokenizer import EOS_ID, MASK_ID
 
@@ -239,9 +240,9 @@ def parse_settings(pairs: list[str]) -> dict[str, int | float | bool | str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--decoder-arg {pair!r}: expected KEY=VALUE")
+            raise ConfigError(f"--decoder-arg {pair!r}: expected KEY=VALUE")
         if key in settings:
-            raise ValueError(f"--decoder-arg {key} given twice")
+            raise ConfigError(f"--decoder-arg {key} given twice")
         settings[key] = parse_value(value)
     return settings
 
