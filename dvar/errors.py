@@ -13,3 +13,7 @@ class UnknownName(DvarError, KeyError):
 
     def __str__(self) -> str:  # KeyError's would be the quoted repr
         return str(self.args[0]) if self.args else ""
+
+
+class TextError(DvarError, ValueError):
+    """A task text the tokenizer cannot encode (a character outside its vocabulary)."""

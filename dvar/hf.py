@@ -69,7 +69,7 @@ import torch
 import torch.nn as nn
 
 from dvar.config import ConfigError
-from dvar.data import DataError
+from dvar.errors import TextError
 from dvar.model import ParameterCount
 from dvar.optional import MissingDependency, require
 from dvar.tokenizer import SequenceTooLong
@@ -140,7 +140,7 @@ class HFTokenizer:
         for part, text, ids in (("input", input, prompt[len(self.prefix):-1]), ("output", output, answer)):
             bad = sorted(self._not_text.intersection(ids))
             if bad:
-                raise DataError(
+                raise TextError(
                     f"{name or 'example'}: the tokenizer cannot spell the {part} {text[:60]!r}: it "
                     f"gives {', '.join(self.tokenizer.convert_ids_to_tokens(bad))} (a character "
                     "outside its vocabulary, and no byte fallback?)")
