@@ -53,8 +53,8 @@ the full model (`save_pretrained`) or the LoRA adapter (peft's `save_pretrained`
 `adapter_config.json` names the base directory). The adapter holds what was trained only:
 the LoRA weights and the MASK token's input row (peft's trainable tokens), not the resized
 embedding and head, which the loader rebuilds from the base (`_fit_vocabulary`); the log
-states its size. Checkpoints hold what training changes
-only (every weight, or the adapter), as safetensors.
+states its size. Checkpoints hold what training changes only (every weight, or the
+adapter), as safetensors.
 """
 
 from __future__ import annotations
@@ -373,7 +373,8 @@ def _make_bidirectional(lm: nn.Module, path: str | Path) -> None:
     if not sees_later:
         raise ConfigError(
             f"objective=mdm: model={PREFIX}{path} ({lm.config.model_type}) stays causal with "
-            "is_causal=False in this transformers version; it cannot be a bidirectional MDM")
+            f"is_causal=False (its attention ignores it in transformers "
+            f"{_transformers(path).__version__}); it cannot be a bidirectional MDM")
 
 
 def _peft_default_targets() -> dict[str, Any]:

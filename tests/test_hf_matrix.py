@@ -255,3 +255,26 @@ def test_trains_evaluates_and_reloads_in_plain_transformers(tmp_path, pretrained
         decoded = decode_samples(dataclasses.replace(loaded, model=copy), [ex.input for ex in examples],
                                  [str(i) for i in range(len(examples))], steps=4)
         assert [s[0] for s in decoded.samples] == answers
+
+
+def test_an_architecture_that_stays_causal_is_a_one_line_error_at_start(tmp_path, pretrained, data,
+                                                                        monkeypatch, capsys):
+    """An attention kernel that ignores `is_causal=False` (here: SDPA forced causal, as an
+    architecture with the causal mask built into its code would behave): `objective=mdm`
+    stops before training with an error naming the architecture."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.modeling_utils import AttentionInterface
+
+    def always_causal(module, query, key, value, attention_mask, **kwargs):
+        kwargs.pop("is_causal", None)
+        return sdpa_attention_forward(module, query, key, value, None, is_causal=True, **kwargs)
+
+    monkeypatch.setitem(AttentionInterface._global_mapping, "sdpa", always_causal)
+    out = tmp_path / "run"
+    code = main(["train", "task=sudoku", "objective=mdm", f"model=hf:{pretrained('llama')}",
+                 f"data.train={data[0]}", f"out_dir={out}", "data.valid_size=4", "train.max_steps=1"])
+    err = capsys.readouterr().err
+    dvar_lines = [line for line in err.splitlines() if line.startswith("dvar")]
+    assert code == 2 and len(dvar_lines) == 1 and "Traceback" not in err, err
+    assert "(llama) stays causal" in err and "cannot be a bidirectional MDM" in err
+    assert not (out / "train_log.jsonl").exists()
