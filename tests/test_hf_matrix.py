@@ -66,6 +66,9 @@ CONFIGS = {
     "falcon": ("FalconConfig", dict(hidden_size=WIDTH, num_hidden_layers=LAYERS,
                                     num_attention_heads=HEADS, hidden_dropout=0.0,
                                     attention_dropout=0.0, initializer_range=0.2)),
+    "falcon-alibi": ("FalconConfig", dict(hidden_size=WIDTH, num_hidden_layers=LAYERS,
+                                          num_attention_heads=HEADS, hidden_dropout=0.0,
+                                          attention_dropout=0.0, initializer_range=0.2, alibi=True)),
     "bloom": ("BloomConfig", dict(hidden_size=WIDTH, n_layer=LAYERS, n_head=HEADS,
                                   hidden_dropout=0.0, attention_dropout=0.0, initializer_range=0.2)),
     "cohere": ("CohereConfig", dict(ROPE, logit_scale=0.5)),  # logits = head * 0.5
