@@ -148,6 +148,25 @@ def ids_2x12(vocab: int) -> torch.Tensor:
     return torch.randint(3, vocab, (2, 12), generator=torch.Generator().manual_seed(0))
 
 
+def assert_attention(model: HFBackbone, tokenizer: HFTokenizer, ids_BxL: torch.Tensor,
+                     causal: bool) -> torch.Tensor:
+    """Change the tokens from position 8 on: with causal attention no earlier logit moves,
+    with bidirectional attention every one does (and position 8's moves either way).
+    Returns the logits of `ids_BxL`."""
+    later = ids_BxL.clone()
+    one, two = tokenizer.encode("12")
+    later[:, 8:] = torch.where(later[:, 8:] == one, two, one)  # other tokens
+    with torch.no_grad():
+        logits, changed = model(ids_BxL), model(later)
+    earlier_change = (logits[:, :8] - changed[:, :8]).abs().amax(dim=-1)  # B x 8
+    if causal:
+        assert float(earlier_change.max()) < 1e-6, earlier_change
+    else:
+        assert bool((earlier_change > 1e-6).all()), earlier_change
+    assert bool(((logits[:, 8] - changed[:, 8]).abs().amax(dim=-1) > 1e-6).all())
+    return logits
+
+
 @pytest.mark.parametrize("objective", ["ar", "mdm"])
 @pytest.mark.parametrize("arch", ARCHS)
 def test_attention_and_logits_are_the_models_own(pretrained, arch, objective):
@@ -156,16 +175,7 @@ def test_attention_and_logits_are_the_models_own(pretrained, arch, objective):
     lora = load_config(None, ["lora.r=0"]).lora
     model = build_backbone(str(directory), tokenizer, causal, lora).eval()
     ids = ids_2x12(len(CHARS))
-    later = ids.clone()
-    later[:, 8] = (later[:, 8] + 1) % len(CHARS) + 3  # another character
-    with torch.no_grad():
-        logits, changed = model(ids), model(later)
-    earlier_change = (logits[:, :8] - changed[:, :8]).abs().amax(dim=-1)  # B x 8
-    if causal:
-        assert float(earlier_change.max()) < 1e-6
-    else:
-        assert bool((earlier_change > 1e-4).all()), earlier_change
-    assert bool(((logits[:, 8:] - changed[:, 8:]).abs().amax(dim=-1) > 1e-4).all())
+    logits = assert_attention(model, tokenizer, ids, causal)
 
     own = plain(directory, causal)
     if tokenizer.vocab_size > own.get_input_embeddings().weight.size(0):
@@ -243,6 +253,9 @@ def test_trains_evaluates_and_reloads_in_plain_transformers(tmp_path, pretrained
     lm = reloaded(run, pretrained(arch), causal, bool(lora))
     loaded = load_run(run)
     examples = read_examples(test_file, loaded.task)
+    rows_BxL = torch.tensor([loaded.tokenizer.encode_example(ex.input, ex.output, loaded.cutoff)
+                             for ex in examples[:2]])
+    assert_attention(loaded.model, loaded.tokenizer, rows_BxL, causal)
     if causal:  # transformers' own greedy decoding
         tokenizer = transformers.AutoTokenizer.from_pretrained(run / RUN_SUBDIR)
         for example, answer in zip(examples, answers):
