@@ -294,3 +294,26 @@ def test_an_architecture_that_stays_causal_is_a_one_line_error_at_start(tmp_path
     assert code == 2 and len(dvar_lines) == 1 and "Traceback" not in err, err
     assert "(llama) stays causal" in err and "cannot be a bidirectional MDM" in err
     assert not (out / "train_log.jsonl").exists()
+
+
+@pytest.mark.parametrize("objective", ["ar", "mdm"])
+def test_attention_reaches_the_kernel_without_a_dense_mask(pretrained, monkeypatch, objective):
+    """Unpadded rows reach SDPA with no mask at all, only its `is_causal` flag (what lets
+    flash-attention kernels run on a GPU): True for AR, False for MDM."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.modeling_utils import AttentionInterface
+
+    seen = []
+
+    def spy(module, query, key, value, attention_mask, **kwargs):
+        seen.append((attention_mask, kwargs.get("is_causal", module.is_causal)))
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+    monkeypatch.setitem(AttentionInterface._global_mapping, "sdpa", spy)
+    directory, causal = pretrained("llama"), objective == "ar"
+    model = build_backbone(str(directory), HFTokenizer.from_pretrained(directory, mask=not causal),
+                           causal, load_config(None, ["lora.r=0"]).lora).eval()
+    seen.clear()
+    with torch.no_grad():
+        model(ids_2x12(len(CHARS)))
+    assert len(seen) == LAYERS and all(mask is None and flag == causal for mask, flag in seen), seen
