@@ -194,17 +194,6 @@ def test_attention_and_logits_are_the_models_own(pretrained, arch, objective):
         assert float((raw - reference).abs().max()) > 1e-2
 
 
-def test_the_mdm_lora_adapter_saves_the_trained_rows_only(tmp_path, pretrained, data, capsys):
-    run = train(settings(pretrained("llama"), data[0], tmp_path / "run", "mdm", 4))
-    saved = run / RUN_SUBDIR
-    tensors = load_file(str(saved / "adapter_model.safetensors"))
-    assert any("trainable_tokens" in k for k in tensors) and any("lora_A" in k for k in tensors)
-    # No whole embedding or head: nothing with the vocabulary's rows but the MASK's delta.
-    vocabulary = HFTokenizer.from_pretrained(saved, mask=True).vocab_size
-    assert all(vocabulary not in t.shape for t in tensors.values()), {k: t.shape for k, t in tensors.items()}
-    assert "saved the LoRA adapter in" in capsys.readouterr().out
-
-
 def settings(backbone: Path, data_file: Path, out: Path, objective: str, lora: int):
     return load_config(None, [
         "task=sudoku", f"objective={objective}", f"model=hf:{backbone}", f"data.train={data_file}",
@@ -230,6 +219,17 @@ def reloaded(run: Path, base: Path, causal: bool, lora: bool):
                                          lm.get_output_embeddings().weight)}.values():
                 w[old:] = w[:old].mean(dim=0)
     return peft.PeftModel.from_pretrained(lm, saved).eval()
+
+
+def test_the_mdm_lora_adapter_saves_the_trained_rows_only(tmp_path, pretrained, data, capsys):
+    run = train(settings(pretrained("llama"), data[0], tmp_path / "run", "mdm", 4))
+    saved = run / RUN_SUBDIR
+    tensors = load_file(str(saved / "adapter_model.safetensors"))
+    assert any("trainable_tokens" in k for k in tensors) and any("lora_A" in k for k in tensors)
+    # No whole embedding or head: nothing with the vocabulary's rows but the MASK's delta.
+    vocabulary = HFTokenizer.from_pretrained(saved, mask=True).vocab_size
+    assert all(vocabulary not in t.shape for t in tensors.values()), {k: t.shape for k, t in tensors.items()}
+    assert "saved the LoRA adapter in" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("arch,objective,lora", CASES)
