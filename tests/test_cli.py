@@ -183,12 +183,13 @@ def test_an_internal_error_is_a_traceback_not_a_user_error(tmp_path, monkeypatch
 def test_dvars_errors_are_dvar_errors_with_their_old_bases():
     from dvar.config import ConfigError
     from dvar.data import DataError
-    from dvar.errors import DvarError, UnknownName
+    from dvar.errors import DvarError, TextError, UnknownName
     from dvar.optional import MissingDependency
     from dvar.tokenizer import SequenceTooLong
 
     for cls, base in ((ConfigError, ValueError), (DataError, ValueError), (SequenceTooLong, ValueError),
-                      (MissingDependency, ImportError), (UnknownName, KeyError)):
+                      (MissingDependency, ImportError), (UnknownName, KeyError),
+                      (TextError, ValueError)):
         assert issubclass(cls, DvarError) and issubclass(cls, base), cls
     with pytest.raises(UnknownName, match="known tasks: countdown"):
         get_task("chess")
