@@ -44,6 +44,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from dvar.config import ConfigError
 from dvar.data import Example, written_answers
 from dvar.decoders import RevealTrace
 from dvar.evaluate import Run, from_order, make_decoder
@@ -154,12 +155,12 @@ def analyze(
 ) -> dict[str, Any]:
     """Every number of the diagnostics as one JSON-ready dict (see the module docstring)."""
     if not examples:
-        raise ValueError("no examples to analyze")
+        raise ConfigError("no examples to analyze")
     if any(ex.output is None for ex in examples):
-        raise ValueError("analyze needs gold outputs")
+        raise ConfigError("analyze needs gold outputs")
     if not isinstance(run.tokenizer, CharTokenizer):
         # Positions, parts and grids are read as characters of the answer text.
-        raise ValueError("analyze needs a run with dvar's character tokenizer (not model=hf:...)")
+        raise ConfigError("analyze needs a run with dvar's character tokenizer (not model=hf:...)")
     run.model.eval()
     device = run.model.device
     tok = run.tokenizer

@@ -1,4 +1,8 @@
-"""The `dvar` command line. Each sub-command lives in `dvar/commands/NAME.py`."""
+"""The `dvar` command line. Each sub-command lives in `dvar/commands/NAME.py`.
+
+dvar's own errors (`DvarError`: a configuration, data or setup mistake) and a missing user
+file print as one line `dvar COMMAND: error: ...` with exit status 2; anything else is a
+bug (in dvar or a library under it) and propagates as a traceback."""
 
 from __future__ import annotations
 
@@ -7,8 +11,7 @@ import importlib
 import sys
 
 from dvar import __version__
-from dvar.data import DataError
-from dvar.optional import MissingDependency
+from dvar.errors import DvarError
 
 COMMANDS = ("generate", "check", "solve", "train", "eval", "report", "analyze", "study", "demo", "reproduce")
 
@@ -37,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     try:
         return int(args.run(args) or 0)
-    except (DataError, ValueError, KeyError, FileNotFoundError, MissingDependency) as err:
+    except (DvarError, FileNotFoundError) as err:
+        # A KeyError subclass would print its message quoted (KeyError.__str__ is repr).
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"dvar {args.command}: error: {message}", file=sys.stderr)
         return 2

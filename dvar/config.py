@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from dvar.errors import DvarError
+
 
 @dataclass
 class DataConfig:
@@ -133,7 +135,7 @@ class Config:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
 
-class ConfigError(ValueError):
+class ConfigError(DvarError, ValueError):
     pass
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from dvar.errors import DvarError
 from dvar.tasks import Task
 
 # CSV column names accepted for inputs and gold outputs.
@@ -24,7 +25,7 @@ _CSV_INPUT = ("input", "quizzes", "puzzle", "quiz")
 _CSV_OUTPUT = ("output", "solutions", "solution")
 
 
-class DataError(ValueError):
+class DataError(DvarError, ValueError):
     """A malformed data or prediction file; the message names the file and line."""
 
     def __init__(self, path: str | os.PathLike, line: int | None, message: str):

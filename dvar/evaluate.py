@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import torch
 
-from dvar.config import Config
+from dvar.config import Config, ConfigError
 from dvar.data import Example, write_jsonl
 from dvar.decoders import Decoder, decode_steps, decoder_class, get_decoder
 from dvar.hf import HFBackbone, HFTokenizer
@@ -100,11 +100,11 @@ def make_decoder(
     name = decoder or run.objective.default_decoder
     cls = decoder_class(name)
     if cls.family != run.objective.family:
-        raise ValueError(f"decoder {name!r} decodes {cls.family} models; this run is {run.objective.family}")
+        raise ConfigError(f"decoder {name!r} decodes {cls.family} models; this run is {run.objective.family}")
     settings = dict(decoder_settings or {})
     if "steps" in {f.name for f in dataclasses.fields(cls)}:
         if steps and settings.get("steps", steps) != steps:
-            raise ValueError(f"steps given twice: {steps} and decoder setting steps={settings['steps']}")
+            raise ConfigError(f"steps given twice: {steps} and decoder setting steps={settings['steps']}")
         settings.setdefault("steps", decode_steps(run.config, steps))
     return name, get_decoder(name, **settings)
 
@@ -130,7 +130,7 @@ def decode_samples(
     settings are errors.
     """
     if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
+        raise ConfigError(f"samples must be >= 1, got {samples}")
     name, dec = make_decoder(run, decoder, steps, decoder_settings)
     prompts = []
     for text, where in zip(inputs, names):

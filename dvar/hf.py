@@ -26,21 +26,35 @@ Sequence layout, the same as dvar's `input SEP output EOS PAD...` with these ids
 Input and output texts are tokenized separately (no special tokens), so an answer's ids
 never merge with the prompt's and `decode_answer` gives back the answer text.
 
-Objectives: `ar` keeps the causal attention; `mdm` makes it bidirectional by passing a
-prepared all-zero 4D additive attention mask, which transformers uses as given instead of
-building its causal one (`tests/test_hf.py` checks through gradients that position i then
-depends on later inputs). With `diffusion.shift` (on by default for hf backbones, SPEC §3)
-position i's prediction is read from position i-1, as the causal LM was pretrained.
+Objectives: `ar` keeps the causal attention; `mdm` makes it bidirectional the way
+transformers itself offers: `config.is_causal = False` (its mask functions then build a
+bidirectional mask, or none at all when nothing is padded) and `is_causal = False` on every
+attention module (what SDPA and flash-attention read when no mask is given), so the fast
+kernels stay in use and position ids (OPT's, from a 2D mask) and ALiBi (Bloom's) are the
+pretrained ones. `build_backbone` checks with one tiny forward that the first position
+then sees the second, and otherwise stops with a one-line error naming the architecture.
+To reload an MDM run in plain transformers, do the same two settings (docs/hf.md). With
+`diffusion.shift` (on by default for hf backbones, SPEC §3) position i's prediction is
+read from position i-1, as the causal LM was pretrained.
+
+Logits are the model's own: the causal LM's forward runs whole, so its post-processing of
+the head's output (Gemma2's `final_logit_softcapping`, Cohere's `logit_scale`, Granite's
+`logits_scaling`) is applied; with `logits_at` the hidden states are gathered just before
+the head (a pre-hook), so the head and that elementwise post-processing see N rows only.
 
 Fine-tuning: `lora.r=0` trains every weight; `lora.r>0` wraps the model with a `peft`
 LoRA adapter (`lora.alpha`, `lora.dropout`, `lora.target_modules`; empty = peft's default
-modules for the architecture, e.g. q_proj,v_proj for LLaMA, c_attn for GPT-2) and trains
-only the adapter (and an added MASK row).
+modules for the architecture, e.g. q_proj,v_proj for LLaMA, c_attn for GPT-2, or
+all-linear, said in the log, for one peft has none for, e.g. Phi-3) and trains only the
+adapter (and an added MASK row).
 
 A run directory keeps the result under `hf/` in Hugging Face format, with the tokenizer:
 the full model (`save_pretrained`) or the LoRA adapter (peft's `save_pretrained`; its
-`adapter_config.json` names the base directory). Checkpoints hold what training changes
-only (every weight, or the adapter), as safetensors.
+`adapter_config.json` names the base directory). The adapter holds what was trained only:
+the LoRA weights and the MASK token's input row (peft's trainable tokens), not the resized
+embedding and head, which the loader rebuilds from the base (`_fit_vocabulary`); the log
+states its size. Checkpoints hold what training changes only (every weight, or the
+adapter), as safetensors.
 """
 
 from __future__ import annotations
@@ -54,6 +68,8 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn as nn
 
+from dvar.config import ConfigError
+from dvar.errors import TextError
 from dvar.model import ParameterCount
 from dvar.optional import MissingDependency, require
 from dvar.tokenizer import SequenceTooLong
@@ -74,7 +90,7 @@ class HFTokenizer:
 
     def __init__(self, tokenizer: Any, mask: bool) -> None:
         if tokenizer.eos_token_id is None:
-            raise ValueError("the tokenizer has no EOS token; dvar needs one (it is also SEP)")
+            raise ConfigError("the tokenizer has no EOS token; dvar needs one (it is also SEP)")
         # True when this tokenizer gained the MASK token here (its embedding row is new).
         self.added_mask = mask and tokenizer.mask_token_id is None
         if self.added_mask:
@@ -124,7 +140,7 @@ class HFTokenizer:
         for part, text, ids in (("input", input, prompt[len(self.prefix):-1]), ("output", output, answer)):
             bad = sorted(self._not_text.intersection(ids))
             if bad:
-                raise ValueError(
+                raise TextError(
                     f"{name or 'example'}: the tokenizer cannot spell the {part} {text[:60]!r}: it "
                     f"gives {', '.join(self.tokenizer.convert_ids_to_tokens(bad))} (a character "
                     "outside its vocabulary, and no byte fallback?)")
@@ -230,7 +246,6 @@ class HFBackbone(nn.Module):
         `logits_at`; with `kv_cache` (from `new_cache`, causal only) the tokens continue
         the cached ones and are appended to the cache."""
         lm = self._pretrained()
-        B, L = input_ids_BxL.shape
         kwargs: dict[str, Any] = {"use_cache": kv_cache is not None}
         if kv_cache is not None:
             if not self.causal:
@@ -238,17 +253,17 @@ class HFBackbone(nn.Module):
             if start_pos != kv_cache.length:
                 raise ValueError(f"start_pos={start_pos} but the cache holds {kv_cache.length}")
             kwargs[self._cache_arg] = kv_cache.cache
-        if not self.causal:
-            # A prepared 4D mask is used as given (added to the attention scores): all zeros
-            # lets every position see every other one, replacing the causal mask.
-            kwargs["attention_mask"] = torch.zeros(
-                B, 1, L, L, dtype=lm.dtype, device=input_ids_BxL.device
-            )
-        body = getattr(lm, lm.base_model_prefix)
-        h_BxLxD = body(input_ids=input_ids_BxL, **kwargs).last_hidden_state
-        if logits_at is not None:
-            h_BxLxD = h_BxLxD[logits_at]  # N x D: the head only where logits are used
-        return lm.get_output_embeddings()(h_BxLxD)
+        if logits_at is None:
+            return lm(input_ids=input_ids_BxL, **kwargs).logits
+        # The head (and the model's elementwise post-processing after it) only where logits
+        # are used: its input B x L x D is gathered to N x D.
+        handle = lm.get_output_embeddings().register_forward_pre_hook(
+            lambda module, args: (args[0][logits_at], *args[1:]))
+        try:
+            logits_NxV = lm(input_ids=input_ids_BxL, **kwargs).logits
+        finally:
+            handle.remove()
+        return logits_NxV
 
     # A LoRA run's checkpoints hold the trainable tensors only (the adapter and an added
     # MASK row); the frozen base is re-read from its directory. A full fine-tune holds all.
@@ -275,9 +290,18 @@ class HFBackbone(nn.Module):
         return {prefix + name for name, p in self.named_parameters() if p.requires_grad}
 
     def save_pretrained(self, directory: str | Path, tokenizer: HFTokenizer) -> None:
-        """The model (or adapter) and tokenizer in Hugging Face format."""
-        self.lm.save_pretrained(str(directory))
+        """The model (or adapter) and tokenizer in Hugging Face format. An adapter leaves
+        out the resized embedding and head (peft would save them whole after a vocabulary
+        resize): the MASK row that was trained is in it as trainable tokens, the rest is
+        the base's, rebuilt on loading."""
+        if self.config.lora:
+            self.lm.save_pretrained(str(directory), save_embedding_layers=False)
+        else:
+            self.lm.save_pretrained(str(directory))
         tokenizer.save(directory)
+        size = sum(f.stat().st_size for f in Path(directory).glob("*.safetensors"))
+        print(f"saved the {'LoRA adapter' if self.config.lora else 'model'} in {directory}: "
+              f"{size / 1e6:.2f} MB of weights")
 
     # A run directory's files (dvar.rundir): hf/ holds model (or adapter) and tokenizer.
     def save(self, run_dir: str | Path, tokenizer: HFTokenizer) -> None:
@@ -347,6 +371,31 @@ def _fit_vocabulary(lm: nn.Module, tokenizer: HFTokenizer) -> None:
             weight[old:] = weight[:old].mean(dim=0)
 
 
+def _make_bidirectional(lm: nn.Module, path: str | Path) -> None:
+    """Full attention in place of the causal one (see the module docstring), checked: the
+    first position's output must change with the second token."""
+    lm.config.is_causal = False
+    for module in lm.modules():
+        if hasattr(module, "is_causal"):
+            module.is_causal = False
+    probe_1x2 = torch.zeros(1, 2, dtype=torch.long, device=lm.device)
+    with torch.no_grad():
+        first = lm(input_ids=probe_1x2).logits[0, 0]
+        probe_1x2[0, 1] = 1
+        sees_later = not torch.equal(first, lm(input_ids=probe_1x2).logits[0, 0])
+    if not sees_later:
+        raise ConfigError(
+            f"objective=mdm: model={PREFIX}{path} ({lm.config.model_type}) stays causal with "
+            f"is_causal=False (its attention ignores it in transformers "
+            f"{_transformers(path).__version__}); it cannot be a bidirectional MDM")
+
+
+def _peft_default_targets() -> dict[str, Any]:
+    """peft's default LoRA target modules, by model type."""
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+    return TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
+
 def build_backbone(
     path: str | Path,
     tokenizer: HFTokenizer,
@@ -363,13 +412,19 @@ def build_backbone(
     lm = _load_pretrained(path, dtype)
     limit = getattr(lm.config, "max_position_embeddings", None)
     if cutoff and limit and cutoff > limit:
-        raise ValueError(f"data.cutoff={cutoff} exceeds the {limit} positions of {path}")
+        raise ConfigError(f"data.cutoff={cutoff} exceeds the {limit} positions of {path}")
+    if not causal:
+        _make_bidirectional(lm, path)
     _fit_vocabulary(lm, tokenizer)
     if lora.r > 0:
         peft = _peft(lora)
         targets = [t.strip() for t in lora.target_modules.split(",") if t.strip()]
         if targets == ["all-linear"]:  # peft's keyword, given as a plain string
             targets = "all-linear"
+        if not targets and lm.config.model_type not in _peft_default_targets():
+            targets = "all-linear"
+            print(f"lora.target_modules: peft has no default for {lm.config.model_type}; "
+                  "using all-linear (every linear layer but the output head)")
         lm = peft.get_peft_model(lm, peft.LoraConfig(
             r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
             target_modules=targets or None,  # None: peft's default for the architecture
@@ -387,10 +442,14 @@ def load_backbone(run_dir: str | Path, path: str, causal: bool, lora: Any,
     tokenizer = HFTokenizer.from_pretrained(saved, mask=not causal)
     if lora.r > 0:
         base = _load_pretrained(path, torch.float32)
+        if not causal:
+            _make_bidirectional(base, path)
         _fit_vocabulary(base, tokenizer)
         lm = _peft(lora).PeftModel.from_pretrained(base, str(saved))
     else:
         lm = _load_pretrained(saved, torch.float32)
+        if not causal:
+            _make_bidirectional(lm, path)
     model = HFBackbone(lm, BackboneInfo(path, causal, lora.r > 0)).to(device)
     model.eval()
     return tokenizer, model

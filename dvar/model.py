@@ -31,6 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dvar.config import ConfigError
+
 
 POSITIONS = ("learned", "rope", "learned+rope")
 
@@ -50,16 +52,16 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.positions not in POSITIONS:
-            raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
+            raise ConfigError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
         if "rope" in self.positions and (self.n_embd // self.n_head) % 2:
-            raise ValueError("rotary positions need an even head width")
+            raise ConfigError("rotary positions need an even head width")
         if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+            raise ConfigError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 # Named sizes. tiny/base/medium are the reference's model_config_tiny / model_config /

@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from dvar.errors import DvarError
+
 # Package -> the extra of pyproject.toml that installs it.
 EXTRAS = {
     "transformers": "hf",
@@ -24,7 +26,7 @@ EXTRAS = {
 }
 
 
-class MissingDependency(ImportError):
+class MissingDependency(DvarError, ImportError):
     """An optional package that a setting needs cannot be imported."""
 
 

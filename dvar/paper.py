@@ -16,6 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from dvar.config import ConfigError
 from dvar.data import write_jsonl
 from dvar.generation import generate, group_counts
 from dvar.tasks import get_task
@@ -62,7 +63,7 @@ def generate_paper(
     """Generate the paper's data sets; returns (and writes) the manifest."""
     unknown = sorted(set(only) - set(dataset_names()))
     if unknown:
-        raise ValueError(f"unknown data set(s) {unknown}; known: {dataset_names()}")
+        raise ConfigError(f"unknown data set(s) {unknown}; known: {dataset_names()}")
     out_dir = Path(out_dir)
     manifest: dict[str, Any] = {"seed": seed, "scale": scale, "datasets": {}}
     total_start = time.perf_counter()

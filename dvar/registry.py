@@ -11,6 +11,9 @@ import importlib
 import pkgutil
 from typing import Any, Callable, Generic, TypeVar
 
+from dvar.config import ConfigError
+from dvar.errors import UnknownName
+
 T = TypeVar("T", bound=type)
 
 
@@ -56,7 +59,7 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         self._load()
         if name not in self._classes:
-            raise KeyError(f"unknown {self.kind} {name!r}; known {self.kind}s: {', '.join(self.names())}")
+            raise UnknownName(f"unknown {self.kind} {name!r}; known {self.kind}s: {', '.join(self.names())}")
         return self._classes[name]
 
     def build(self, name: str, **settings: Any) -> Any:
@@ -65,5 +68,8 @@ class Registry(Generic[T]):
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(settings) - known)
         if unknown:
-            raise ValueError(f"{self.kind} {name!r}: unknown setting(s) {unknown}; known: {sorted(known)}")
-        return cls(**settings)
+            raise ConfigError(f"{self.kind} {name!r}: unknown setting(s) {unknown}; known: {sorted(known)}")
+        try:  # a setting out of range (checked by the dataclass) is a configuration error
+            return cls(**settings)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None

@@ -24,12 +24,14 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from dvar.errors import DvarError, TextError
+
 PAD_ID, SEP_ID, MASK_ID, EOS_ID, UNK_ID = 0, 1, 2, 3, 4
 SPECIAL_TOKENS = ("[PAD]", "[SEP]", "[MASK]", "[EOS]", "[UNK]")
 DEFAULT_CHARS = "0123456789+-*/=,abcdefghij"
 
 
-class SequenceTooLong(ValueError):
+class SequenceTooLong(DvarError, ValueError):
     """An example's `input SEP output EOS` does not fit the cutoff length."""
 
 
@@ -59,7 +61,7 @@ class CharTokenizer:
         for index, char in enumerate(text):
             token = self._id_of.get(char)
             if token is None:
-                raise ValueError(
+                raise TextError(
                     f"character {char!r} (position {index} of {text[:40]!r}) is not in the "
                     f"vocabulary {self.chars!r}"
                 )
@@ -80,7 +82,7 @@ class CharTokenizer:
             input_ids = self.encode(input)
             output_ids = self.encode(output)
         except ValueError as error:
-            raise ValueError(f"{label}: {error}") from None
+            raise TextError(f"{label}: {error}") from None
         ids = input_ids + [self.sep_id] + output_ids + [self.eos_id]
         if len(ids) > cutoff:
             raise SequenceTooLong(

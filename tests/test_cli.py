@@ -150,3 +150,47 @@ def test_generate_paper_small_scale(tmp_path, capsys):
         tests = {key(r) for stem in ("test", "test_ood") if (out / name / f"{stem}.jsonl").exists()
                  for r in lines(out / name / f"{stem}.jsonl")}
         assert not tests & {key(r) for r in lines(out / name / "train.jsonl")}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["generate", "sudoku", "--size", "5", "--n", "2", "--out", "{tmp}/x.jsonl"],
+     "sudoku: --size must be 4 or 9, got 5"),
+    (["generate", "paper", "--only", "nope", "--out", "{tmp}/paper"], "unknown data set(s) ['nope']"),
+    (["train", "task=nope", "out_dir={tmp}/run", "data.train={tmp}/x.jsonl"], "unknown task 'nope'"),
+    (["train", "task=sudoku", "out_dir={tmp}/run", "nope.key=1"], "unknown key 'nope.key'"),
+    (["eval", "{tmp}", "--data", "x.jsonl", "--decoder-arg", "steps"], "expected KEY=VALUE"),
+    (["check", "path", "--data", "{tmp}/missing.jsonl"], "missing.jsonl"),
+])
+def test_a_configuration_or_data_mistake_is_one_line(tmp_path, capsys, argv, message):
+    code, _, err = run(capsys, *[arg.format(tmp=tmp_path) for arg in argv])
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"dvar {argv[0]}") and ": error: " in err and message in err
+
+
+@pytest.mark.parametrize("error", [ValueError("deep inside a library"), KeyError("layer.7"),
+                                   RuntimeError("size mismatch")])
+def test_an_internal_error_is_a_traceback_not_a_user_error(tmp_path, monkeypatch, error):
+    """Only dvar's own errors (DvarError) are one line: a ValueError or KeyError from deep
+    inside (a library, a bug) propagates with its traceback."""
+    def broken(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr("dvar.commands.generate.generate", broken)
+    with pytest.raises(type(error)):
+        main(["generate", "path", "--n", "2", "--out", str(tmp_path / "x.jsonl"), "--workers", "1"])
+
+
+def test_dvars_errors_are_dvar_errors_with_their_old_bases():
+    from dvar.config import ConfigError
+    from dvar.data import DataError
+    from dvar.errors import DvarError, TextError, UnknownName
+    from dvar.optional import MissingDependency
+    from dvar.tokenizer import SequenceTooLong
+
+    for cls, base in ((ConfigError, ValueError), (DataError, ValueError), (SequenceTooLong, ValueError),
+                      (MissingDependency, ImportError), (UnknownName, KeyError),
+                      (TextError, ValueError)):
+        assert issubclass(cls, DvarError) and issubclass(cls, base), cls
+    with pytest.raises(UnknownName, match="known tasks: countdown"):
+        get_task("chess")
+    assert str(UnknownName("unknown task 'x'")) == "unknown task 'x'"  # not KeyError's quotes

@@ -18,7 +18,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers  # noq
 
 from dvar.checkpoint import list_checkpoints, load_weights  # noqa: E402
 from dvar.cli import main  # noqa: E402
-from dvar.config import load_config  # noqa: E402
+from dvar.config import ConfigError, load_config  # noqa: E402
 from dvar.data import read_examples  # noqa: E402
 from dvar.decoders import decoder_names, get_decoder  # noqa: E402
 from dvar.evaluate import load_run  # noqa: E402
@@ -151,6 +151,11 @@ def pretrained_copy(run: Path, arch_dir: Path, causal: bool, lora: bool) -> HFBa
         lm = peft.PeftModel.from_pretrained(base, saved)
     else:
         lm = transformers.AutoModelForCausalLM.from_pretrained(saved)
+    if not causal:  # an MDM: full attention, set as docs/hf.md says
+        lm.config.is_causal = False
+        for module in lm.modules():
+            if hasattr(module, "is_causal"):
+                module.is_causal = False
     return HFBackbone(lm, BackboneInfo(str(arch_dir), causal, lora)).eval()
 
 
@@ -300,7 +305,7 @@ def test_llama_recipes_load_with_the_papers_lora_settings():
 
 def test_a_cutoff_beyond_the_models_positions_is_an_error(tmp_path, data, backbones):
     cfg = settings(backbones["gpt2"], data[0], tmp_path / "run", "ar", 0, "data.cutoff=65")
-    with pytest.raises(ValueError, match="exceeds the 64 positions"):
+    with pytest.raises(ConfigError, match="exceeds the 64 positions"):
         train(cfg)
 
 

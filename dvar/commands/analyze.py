@@ -7,6 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
+from dvar.config import ConfigError
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     rates = [float(r) for r in args.mask_rates.split(",") if r.strip()]
     if not rates or any(not 0 < r <= 1 for r in rates):
-        raise ValueError(f"--mask-rates {args.mask_rates!r}: give rates in (0, 1]")
+        raise ConfigError(f"--mask-rates {args.mask_rates!r}: give rates in (0, 1]")
     run_ = load_run(args.run_dir, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     examples = read_examples(args.data, run_.task)
     if args.limit:

@@ -7,6 +7,7 @@ import time
 
 from tqdm import tqdm
 
+from dvar.config import ConfigError
 from dvar.data import read_examples, write_jsonl
 from dvar.generation import default_workers, generate, group_counts
 from dvar.tasks import get_task, task_names
@@ -88,6 +89,10 @@ def _add_workers(parser: argparse.ArgumentParser) -> None:
 def run_task(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     options = task.options_from_args(args)
+    try:  # a bad option: one line before any work
+        task.prepare(options)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     excluded = set()
     for path in args.exclude:
         excluded.update(task.canonical(ex.problem) for ex in read_examples(path, task))

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from dvar.config import ConfigError
 from dvar.registry import Registry
 from dvar.tokenizer import EOS_ID, MASK_ID
 
@@ -250,9 +251,9 @@ def parse_settings(pairs: Sequence[str], what: str = "--decoder-arg") -> dict[st
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"{what} {pair!r}: expected KEY=VALUE")
+            raise ConfigError(f"{what} {pair!r}: expected KEY=VALUE")
         if key in settings:
-            raise ValueError(f"{what} {key} given twice")
+            raise ConfigError(f"{what} {key} given twice")
         settings[key] = parse_value(value)
     return settings
 

@@ -32,6 +32,8 @@ import dataclasses
 import random
 from typing import Any, Callable, ClassVar
 
+from dvar.config import ConfigError
+
 # SPEC §9. forward: the task's own format; reverse: its units last to first; solver: each
 # unit (with its position) in the order the task's classical solver fixes it; random: each
 # unit with its position in a seeded random order per example (any-order AR).
@@ -158,7 +160,7 @@ class Task(abc.ABC):
         """ValueError naming the task and its orders unless it can write `order`."""
         if order not in self.answer_orders:
             known = "" if order in ANSWER_ORDERS else f" (orders: {', '.join(ANSWER_ORDERS)})"
-            raise ValueError(f"task {self.name} has no answer order {order!r}{known}; "
+            raise ConfigError(f"task {self.name} has no answer order {order!r}{known}; "
                              f"{self.name} has: {', '.join(self.answer_orders)}")
 
     def to_order(self, problem: Any, answer: str, order: str, rng: random.Random | None = None) -> str:
