@@ -4,7 +4,7 @@ Reference: HKUNLP/diffusion-vs-ar `src/llmtuner/tuner/mdm/trainer.py`
 (`generate_samples`, `topk_decoding`, `topk_masking`); its default strategy string
 `stochastic0.5-linear` is `TopK(schedule="linear", noise=0.5)` here, and the paper's
 decoding in full `TopK(noise=0.5, repredict=True)` (the recipes of configs/ set it with
-`decode.args: [noise=0.5, repredict=true]`). dvar's default is deterministic (`noise=0`),
+`decode.settings: {noise: 0.5, repredict: true}`). dvar's default is deterministic (`noise=0`),
 chosen on measurements across tasks and seeds: docs/reproducing.md (Decoders) and the
 decoding verdicts in docs/results.md.
 
