@@ -258,13 +258,14 @@ def test_demo_controls_add_ar_reverse(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--seed", "1", "--steps", "15", "--train-size", "200",
                  "--test-size", "30", "--controls"]) == 0
     printed = capsys.readouterr().out
-    assert "| planning distance | test graphs | MDM | AR | AR reverse |" in printed
-    assert "Control: AR writing the path from the goal back" in printed
-    rows = [json.loads(line) for line in (out / "eval" / "ar-reverse" / "predictions.jsonl").read_text().splitlines()]
+    assert "| AR reverse | own | 15 × 32 |" in printed
+    assert "control, AR reverse where writing goal-first needs no look-ahead" in printed
+    run = out / "path" / "seed1" / "runs" / "ar-reverse"
+    rows = [json.loads(line) for line in (run / "eval" / "test-own" / "predictions.jsonl").read_text().splitlines()]
     assert all("raw" in row for row in rows)
-    assert "answer_order: reverse" in (out / "runs" / "ar-reverse" / "config.yaml").read_text()
+    assert "answer_order: reverse" in (run / "config.yaml").read_text()
     results = (out / "results.md").read_text()
-    assert "AR reverse" in results and "| goal-side planning distance" in results
+    assert "AR reverse" in results and "rpd=0" in results  # by goal-side planning distance
 
 
 @settings(max_examples=20, deadline=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from dvar.config import Config, key_help, load_config, to_dict
+from dvar.config import Config, ConfigError, key_help, load_config, to_dict
 
 
 def _keys(node: dict, prefix: str = "") -> list[tuple[str, str]]:
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         if "=" in item:
             overrides.append(item)
         elif overrides:
-            raise ValueError(f"config file {item} after key=value items: give the files first")
+            raise ConfigError(f"config file {item} after key=value items: give the files first")
         else:
             paths.append(item)
     train(load_config(paths, overrides))
