@@ -129,6 +129,54 @@ def apply_rotary(x_BxHxLxK: torch.Tensor, cos_LxK: torch.Tensor, sin_LxK: torch.
     return (x_BxHxLxK * cos_LxK + rotated * sin_LxK).to(x_BxHxLxK.dtype)
 
 
+def attention(
+    q_BxHxLxK: torch.Tensor,
+    k_BxHxSxK: torch.Tensor,
+    v_BxHxSxK: torch.Tensor,
+    mask_LxS: torch.Tensor | None = None,
+    is_causal: bool = False,
+    dropout: float = 0.0,
+) -> torch.Tensor:
+    """softmax(q k^T / sqrt(K)) v, B x H x L x K, by the fastest path for the device and
+    dtype: bf16 on a CPU by plain matrix products (`attention_by_matmul`), everything else
+    by PyTorch's fused SDPA. `mask_LxS` (bool, True = may attend) and `is_causal` (aligned
+    top-left) are exclusive."""
+    if q_BxHxLxK.device.type == "cpu" and q_BxHxLxK.dtype == torch.bfloat16:
+        return attention_by_matmul(q_BxHxLxK, k_BxHxSxK, v_BxHxSxK, mask_LxS, is_causal, dropout)
+    return F.scaled_dot_product_attention(
+        q_BxHxLxK, k_BxHxSxK, v_BxHxSxK, attn_mask=mask_LxS, dropout_p=dropout, is_causal=is_causal
+    )
+
+
+def attention_by_matmul(
+    q_BxHxLxK: torch.Tensor,
+    k_BxHxSxK: torch.Tensor,
+    v_BxHxSxK: torch.Tensor,
+    mask_LxS: torch.Tensor | None = None,
+    is_causal: bool = False,
+    dropout: float = 0.0,
+) -> torch.Tensor:
+    """Attention as two batched matrix products in the inputs' dtype.
+
+    Why: on a CPU with bf16 matrix units (Intel AMX) the products run on those units,
+    while PyTorch's CPU flash-attention kernel (SDPA's default there) is slow in bf16,
+    above all its backward (measured in benchmarks/train_throughput.py, `--attention`).
+    The scores are rounded to the inputs' dtype; softmax accumulates in fp32 internally.
+    """
+    L, S = q_BxHxLxK.size(-2), k_BxHxSxK.size(-2)
+    scale = 1.0 / math.sqrt(q_BxHxLxK.size(-1))
+    scores_BxHxLxS = (q_BxHxLxK * scale) @ k_BxHxSxK.transpose(-2, -1)
+    if is_causal:
+        mask_LxS = torch.ones(L, S, dtype=torch.bool, device=q_BxHxLxK.device).tril()
+    if mask_LxS is not None:
+        bias_LxS = torch.zeros(L, S, dtype=scores_BxHxLxS.dtype, device=q_BxHxLxK.device)
+        scores_BxHxLxS = scores_BxHxLxS + bias_LxS.masked_fill(~mask_LxS, float("-inf"))
+    weights_BxHxLxS = torch.softmax(scores_BxHxLxS, dim=-1)
+    if dropout > 0:
+        weights_BxHxLxS = F.dropout(weights_BxHxLxS, p=dropout)
+    return weights_BxHxLxS @ v_BxHxSxK
+
+
 class SelfAttention(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -172,13 +220,9 @@ class SelfAttention(nn.Module):
                         L, past + L, dtype=torch.bool, device=x_BxLxD.device
                     ).tril(diagonal=past)
 
-        y_BxHxLxK = F.scaled_dot_product_attention(
-            q_BxHxLxK,
-            k_BxHxSxK,
-            v_BxHxSxK,
-            attn_mask=mask_LxS,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=is_causal,
+        y_BxHxLxK = attention(
+            q_BxHxLxK, k_BxHxSxK, v_BxHxSxK, mask_LxS, is_causal,
+            self.dropout if self.training else 0.0,
         )
         y_BxLxD = y_BxHxLxK.transpose(1, 2).contiguous().view(B, L, D)
         if keep is not None:
@@ -317,5 +361,7 @@ __all__ = [
     "model_config",
     "KVCache",
     "Transformer",
+    "attention",
+    "attention_by_matmul",
     "ParameterCount",
 ]
