@@ -43,7 +43,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float = 1.0
-    precision: str = "auto"  # auto (bf16 on GPUs that have it, else fp32) | fp32 | bf16 | fp16
+    # auto | fp32 | bf16 | fp16. auto: bf16 on GPUs that have it and on CPUs with native bf16
+    # matrix units (AMX, AVX512-BF16, Arm BF16/SME), else fp32
+    # (dvar.trainer.resolve_precision); config.yaml records the resolved choice.
+    precision: str = "auto"
     log_every: int = 10
     eval_every: int = 0  # validation loss + decoded accuracy every N steps; 0: at the end only
     eval_size: int = 128  # validation examples decoded for accuracy
