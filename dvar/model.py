@@ -160,21 +160,27 @@ def attention_by_matmul(
 
     Why: on a CPU with bf16 matrix units (Intel AMX) the products run on those units,
     while PyTorch's CPU flash-attention kernel (SDPA's default there) is slow in bf16,
-    above all its backward (measured in benchmarks/train_throughput.py, `--attention`).
-    The scores are rounded to the inputs' dtype; softmax accumulates in fp32 internally.
+    above all its backward (measured with benchmarks/train_throughput.py --levers). The
+    scale and the mask (an additive -inf bias) ride on the first product (`baddbmm`), so
+    no extra pass over the L x S scores; softmax accumulates in fp32 internally, its
+    result is rounded to the inputs' dtype.
     """
-    L, S = q_BxHxLxK.size(-2), k_BxHxSxK.size(-2)
-    scale = 1.0 / math.sqrt(q_BxHxLxK.size(-1))
-    scores_BxHxLxS = (q_BxHxLxK * scale) @ k_BxHxSxK.transpose(-2, -1)
+    B, H, L, K = q_BxHxLxK.shape
+    S = k_BxHxSxK.size(-2)
+    q_NxLxK = q_BxHxLxK.reshape(B * H, L, K)  # N = B*H
+    k_NxSxK = k_BxHxSxK.reshape(B * H, S, K)
     if is_causal:
         mask_LxS = torch.ones(L, S, dtype=torch.bool, device=q_BxHxLxK.device).tril()
-    if mask_LxS is not None:
-        bias_LxS = torch.zeros(L, S, dtype=scores_BxHxLxS.dtype, device=q_BxHxLxK.device)
-        scores_BxHxLxS = scores_BxHxLxS + bias_LxS.masked_fill(~mask_LxS, float("-inf"))
-    weights_BxHxLxS = torch.softmax(scores_BxHxLxS, dim=-1)
+    if mask_LxS is None:
+        bias, beta = q_NxLxK.new_zeros(1, 1, 1), 0.0
+    else:
+        bias, beta = q_NxLxK.new_zeros(1, L, S).masked_fill(~mask_LxS, float("-inf")), 1.0
+    scores_NxLxS = torch.baddbmm(bias.expand(B * H, L, S), q_NxLxK, k_NxSxK.transpose(1, 2),
+                                 beta=beta, alpha=1.0 / math.sqrt(K))
+    weights_NxLxS = torch.softmax(scores_NxLxS, dim=-1)
     if dropout > 0:
-        weights_BxHxLxS = F.dropout(weights_BxHxLxS, p=dropout)
-    return weights_BxHxLxS @ v_BxHxSxK
+        weights_NxLxS = F.dropout(weights_NxLxS, p=dropout)
+    return (weights_NxLxS @ v_BxHxSxK.reshape(B * H, S, K)).view(B, H, L, K)
 
 
 class SelfAttention(nn.Module):
