@@ -44,7 +44,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float = 1.0
     # auto | fp32 | bf16 | fp16. auto: bf16 on GPUs that have it and on CPUs with native bf16
-    # matrix units (AMX, AVX512-BF16, Arm BF16/SME), else fp32
+    # matrix units (AMX, AVX512-BF16, Arm BF16/SME) for dvar's own model, else fp32
     # (dvar.trainer.resolve_precision); config.yaml records the resolved choice.
     precision: str = "auto"
     log_every: int = 10

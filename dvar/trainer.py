@@ -186,10 +186,11 @@ def cpu_bf16_flags(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
 def resolve_precision(choice: str, device: torch.device, model: str) -> tuple[str, str]:
     """fp32, bf16 or fp16 for `train.precision=choice`, and why (for the log).
 
-    auto: bf16 on a GPU that supports it and on a CPU with native bf16 matrix support
-    (`cpu_bf16_flags`), whatever the model size (with `attention_by_matmul` even `micro`
-    and `mini` trained faster in bf16, benchmarks/train_throughput.py); fp32 elsewhere.
-    `model` is the size name (kept for a per-size choice should a machine need one)."""
+    auto: bf16 on a GPU that supports it; on a CPU with native bf16 matrix support
+    (`cpu_bf16_flags`) bf16 for dvar's own model of any size (with `attention_by_matmul`
+    even `micro` and `mini` trained faster in bf16, benchmarks/train_throughput.py) but
+    fp32 for a pretrained `hf:` model, whose attention is PyTorch's CPU flash kernel,
+    slow in bf16; fp32 everywhere else. `model` is cfg.model (a size or hf:PATH)."""
     if choice != "auto":
         return choice, "set"
     if device.type == "cuda":
@@ -201,6 +202,8 @@ def resolve_precision(choice: str, device: torch.device, model: str) -> tuple[st
     flags = cpu_bf16_flags()
     if not flags:
         return "fp32", "auto: the CPU has no native bf16"
+    if hf_path(model):
+        return "fp32", f"auto: the CPU has {', '.join(flags)}, but an hf model's attention is slow in bf16"
     return "bf16", f"auto: the CPU has {', '.join(flags)}"
 
 

@@ -60,6 +60,7 @@ def test_auto_follows_the_cpu_flags_and_is_recorded(tmp_path, data, monkeypatch,
                                                     capsys):
     monkeypatch.setattr(dvar.trainer, "cpu_bf16_flags", lambda: flags)
     assert resolve_precision("auto", CPU, "tiny")[0] == expected
+    assert resolve_precision("auto", CPU, "hf:some/model")[0] == "fp32"  # its CPU attention is slow in bf16
     for explicit in ("fp32", "bf16"):  # explicit choices stay what they say
         assert resolve_precision(explicit, CPU, "tiny") == (explicit, "set")
     out = train(config(data, tmp_path / "run", "train.max_steps=1"))
