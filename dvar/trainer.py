@@ -207,11 +207,6 @@ def resolve_precision(choice: str, device: torch.device, model: str) -> tuple[st
     return "bf16", f"auto: the CPU has {', '.join(flags)}"
 
 
-def _precision(cfg: Config, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for plain fp32."""
-    return PRECISIONS[resolve_precision(cfg.train.precision, device, cfg.model)[0]]
-
-
 # ----------------------------------------------------------------------------- backbone
 # The one place where dvar's own model and a pretrained Hugging Face one (`model=hf:PATH`,
 # dvar/hf.py) part ways; everything after works with either.
