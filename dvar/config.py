@@ -56,7 +56,10 @@ class TrainConfig:
     weight_decay: float = 0.0  # AdamW's decoupled weight decay
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW's (beta1, beta2), as [b1, b2]
     grad_clip: float = 1.0  # clip the gradient's global norm to this; 0: no clipping
-    precision: str = "auto"  # auto (bf16 on GPUs that have it, else fp32) | fp32 | bf16 | fp16
+    # auto | fp32 | bf16 | fp16. auto: bf16 on GPUs that have it and on CPUs with native bf16
+    # matrix units (AMX, AVX512-BF16, Arm BF16/SME) for dvar's own model, else fp32
+    # (dvar.trainer.resolve_precision); config.yaml records the resolved choice.
+    precision: str = "auto"
     log_every: int = 10  # a train_log.jsonl row (loss, lr, tokens/s) every N steps
     # auto: a progress bar on a terminal, else a log line every log_every steps | bar |
     # log | quiet (no per-step output)

@@ -109,6 +109,13 @@ def make_decoder(
     return name, get_decoder(name, **settings)
 
 
+def decoding_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype that decodes a run trained at `precision` (its config.yaml's
+    train.precision), None for fp32. `auto` is found only in runs written before the
+    trainer recorded its resolved choice; those decoded in fp32, and still do."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+
 def decode_samples(
     run: Run,
     inputs: Sequence[str],
@@ -149,14 +156,16 @@ def decode_samples(
     generator = torch.Generator(device=run.model.device).manual_seed(seed)
     predict = run.objective.predictor(run.model)
     run.model.eval()
+    dtype = decoding_dtype(run.config.train.precision)  # the run's own precision
     for _ in range(samples):
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            result = dec(
-                predict, [prompts[i] for i in chunk], seq_len=run.cutoff,
-                max_new_tokens=run.max_new_tokens, generator=generator,
-                eos_id=run.tokenizer.eos_id, mask_id=run.tokenizer.mask_id,
-            )
+            with torch.autocast(run.model.device.type, dtype=dtype, enabled=dtype is not None):
+                result = dec(
+                    predict, [prompts[i] for i in chunk], seq_len=run.cutoff,
+                    max_new_tokens=run.max_new_tokens, generator=generator,
+                    eos_id=run.tokenizer.eos_id, mask_id=run.tokenizer.mask_id,
+                )
             nfe += result.nfe
             batch_nfe_sum += result.nfe * len(chunk)
             if result.row_nfe is None:

@@ -136,6 +136,60 @@ def apply_rotary(x_BxHxLxK: torch.Tensor, cos_LxK: torch.Tensor, sin_LxK: torch.
     return (x_BxHxLxK * cos_LxK + rotated * sin_LxK).to(x_BxHxLxK.dtype)
 
 
+def attention(
+    q_BxHxLxK: torch.Tensor,
+    k_BxHxSxK: torch.Tensor,
+    v_BxHxSxK: torch.Tensor,
+    mask_LxS: torch.Tensor | None = None,
+    is_causal: bool = False,
+    dropout: float = 0.0,
+) -> torch.Tensor:
+    """softmax(q k^T / sqrt(K)) v, B x H x L x K, by the fastest path for the device and
+    dtype: bf16 on a CPU by plain matrix products (`attention_by_matmul`), everything else
+    by PyTorch's fused SDPA. `mask_LxS` (bool, True = may attend) and `is_causal` (aligned
+    top-left) are exclusive."""
+    if q_BxHxLxK.device.type == "cpu" and q_BxHxLxK.dtype == torch.bfloat16:
+        return attention_by_matmul(q_BxHxLxK, k_BxHxSxK, v_BxHxSxK, mask_LxS, is_causal, dropout)
+    return F.scaled_dot_product_attention(
+        q_BxHxLxK, k_BxHxSxK, v_BxHxSxK, attn_mask=mask_LxS, dropout_p=dropout, is_causal=is_causal
+    )
+
+
+def attention_by_matmul(
+    q_BxHxLxK: torch.Tensor,
+    k_BxHxSxK: torch.Tensor,
+    v_BxHxSxK: torch.Tensor,
+    mask_LxS: torch.Tensor | None = None,
+    is_causal: bool = False,
+    dropout: float = 0.0,
+) -> torch.Tensor:
+    """Attention as two batched matrix products in the inputs' dtype.
+
+    Why: on a CPU with bf16 matrix units (Intel AMX) the products run on those units,
+    while PyTorch's CPU flash-attention kernel (SDPA's default there) is slow in bf16,
+    above all its backward (measured with benchmarks/train_throughput.py --levers). The
+    scale and the mask (an additive -inf bias) ride on the first product (`baddbmm`), so
+    no extra pass over the L x S scores; softmax accumulates in fp32 internally, its
+    result is rounded to the inputs' dtype.
+    """
+    B, H, L, K = q_BxHxLxK.shape
+    S = k_BxHxSxK.size(-2)
+    q_NxLxK = q_BxHxLxK.reshape(B * H, L, K)  # N = B*H
+    k_NxSxK = k_BxHxSxK.reshape(B * H, S, K)
+    if is_causal:
+        mask_LxS = torch.ones(L, S, dtype=torch.bool, device=q_BxHxLxK.device).tril()
+    if mask_LxS is None:
+        bias, beta = q_NxLxK.new_zeros(1, 1, 1), 0.0
+    else:
+        bias, beta = q_NxLxK.new_zeros(1, L, S).masked_fill(~mask_LxS, float("-inf")), 1.0
+    scores_NxLxS = torch.baddbmm(bias.expand(B * H, L, S), q_NxLxK, k_NxSxK.transpose(1, 2),
+                                 beta=beta, alpha=1.0 / math.sqrt(K))
+    weights_NxLxS = torch.softmax(scores_NxLxS, dim=-1)
+    if dropout > 0:
+        weights_NxLxS = F.dropout(weights_NxLxS, p=dropout)
+    return (weights_NxLxS @ v_BxHxSxK.reshape(B * H, S, K)).view(B, H, L, K)
+
+
 class SelfAttention(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -179,13 +233,9 @@ class SelfAttention(nn.Module):
                         L, past + L, dtype=torch.bool, device=x_BxLxD.device
                     ).tril(diagonal=past)
 
-        y_BxHxLxK = F.scaled_dot_product_attention(
-            q_BxHxLxK,
-            k_BxHxSxK,
-            v_BxHxSxK,
-            attn_mask=mask_LxS,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=is_causal,
+        y_BxHxLxK = attention(
+            q_BxHxLxK, k_BxHxSxK, v_BxHxSxK, mask_LxS, is_causal,
+            self.dropout if self.training else 0.0,
         )
         y_BxLxD = y_BxHxLxK.transpose(1, 2).contiguous().view(B, L, D)
         if keep is not None:
@@ -351,5 +401,7 @@ __all__ = [
     "model_config",
     "KVCache",
     "Transformer",
+    "attention",
+    "attention_by_matmul",
     "ParameterCount",
 ]

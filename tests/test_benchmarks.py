@@ -118,14 +118,52 @@ def test_greedy_without_cache_decodes_what_the_cached_decoder_does():
     assert per_example == sum(sum(c.row_nfe) for c in chunks) / len(prompts)
 
 
-def test_throughput_benchmark_prints_a_ratio():
+def test_throughput_benchmark_prints_ratios_in_both_precisions(monkeypatch):
+    """Small mode (DVAR_BENCH_SMALL=1 defaults): fp32 and bf16 for dvar and hf, ratios from
+    the same rounds, each dtype's matmul ceiling, the levers and 9x9 sudoku decoding."""
     pytest.importorskip("transformers")
+    monkeypatch.setenv("DVAR_BENCH_SMALL", "1")
     bench = load("train_throughput")
-    results = bench.main(["--sizes", "micro", "--lengths", "64", "--objectives", "mdm", "--batch",
-                          "2", "--steps", "1", "--rounds", "2", "--warmup", "0", "--data-batches", "1"])
-    (r,) = results
-    assert r["dvar_tokens_per_s"] > 0 and r["hf_tokens_per_s"] > 0 and r["ratio"] > 0
-    assert len(r["ratio_rounds"]) == 2 and 0 < r["dvar_of_matmul"]
+    results = bench.main(["--levers", "--decode"])
+    (r,) = results["train"]
+    assert (r["size"], r["length"], r["batch"]) == ("micro", 64, 2)
+    for name in ("fp32", "bf16"):
+        assert r[f"dvar {name} tokens_per_s"] > 0 and r[f"hf {name} tokens_per_s"] > 0
+        assert r[f"matmul_flops_per_s {name}"] > 0 and 0 < r[f"dvar {name} of_matmul"]
+        assert len(r[f"dvar/hf {name} rounds"]) == 2
+    assert r["dvar bf16/fp32"] > 0 and len(r["dvar bf16/fp32 rounds"]) == 2
+    (levers,) = results["levers"]
+    assert levers["fp32 /fp32"] == 1.0 and levers["bf16, dvar attention /fp32"] > 0
+    decode = {(d["decoder"], d["dtype"]): d for d in results["decode"]}
+    assert set(decode) == {(a, b) for a in ("topk T=20", "threshold tau=0.9") for b in ("fp32", "bf16")}
+    assert all(d["puzzles_per_s"] > 0 and d["n"] == 4 for d in decode.values())
+    assert decode["topk T=20", "bf16"]["nfe_per_puzzle"] == 20
+
+
+def test_bf16_weights_lever_trains_the_fp32_master_weights():
+    """The lever's step updates the fp32 weights AdamW holds and refreshes the bf16 copy."""
+    bench = load("train_throughput")
+    tokenizer = CharTokenizer()
+    _, batch = sudoku4_batch(tokenizer, 4)
+    step = bench.Bf16WeightsStep("micro", "mdm", tokenizer.vocab_size, 34, torch.device("cpu"),
+                                 torch.bfloat16, 0.0, False)
+    before = [p.detach().clone() for p in step.model.parameters()]
+    assert torch.isfinite(step(batch))
+    for master, half, old in zip(step.model.parameters(), step.shadow.parameters(), before):
+        assert master.dtype == torch.float32 and half.dtype == torch.bfloat16
+        assert not torch.equal(master, old)
+        assert torch.equal(half, master.detach().bfloat16())
+
+
+def test_numerics_script_reports_a_verdict(tmp_path, monkeypatch):
+    """benchmarks/bf16_numerics.py in small mode: one seed, fp32 and bf16 runs, a report."""
+    monkeypatch.setenv("DVAR_BENCH_SMALL", "1")
+    numerics = load("bf16_numerics")
+    rows = numerics.main(["--out", str(tmp_path), "--objectives", "mdm", "--steps", "4",
+                          "--report", str(tmp_path / "numerics.md")])
+    assert [(r["precision"], r["seed"]) for r in rows] == [("fp32", 0), ("bf16", 0)]
+    text = (tmp_path / "numerics.md").read_text()
+    assert "| mdm | 0 | bf16 |" in text and "Verdict: bf16 is" in text
 
 
 @pytest.mark.slow

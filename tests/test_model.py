@@ -4,7 +4,7 @@ import time
 import pytest
 import torch
 
-from dvar.model import KVCache, ModelConfig, Transformer, model_config
+from dvar.model import KVCache, ModelConfig, Transformer, attention, attention_by_matmul, model_config
 
 V, L = 31, 12
 
@@ -155,3 +155,49 @@ def test_rotary_positions_are_relative_and_work_with_the_cache():
     torch.testing.assert_close(torch.cat(steps, dim=1), model(x), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="positions"):
         model_config("micro", 31, 16, positions="alibi")
+
+
+def sdpa(q, k, v, mask=None, is_causal=False):
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
+
+
+@pytest.mark.parametrize("case", ["bidirectional", "causal", "cache mask"])
+def test_attention_paths_agree(case):
+    """attention_by_matmul computes SDPA's function: exactly enough in fp32, and within
+    bf16 rounding in bf16 (both against an fp32 reference)."""
+    torch.manual_seed(0)
+    q = torch.randn(2, 3, 5, 8)
+    k, v = torch.randn(2, 3, 9, 8), torch.randn(2, 3, 9, 8)
+    mask, is_causal = None, False
+    if case == "causal":
+        k, v, is_causal = k[:, :, :5], v[:, :, :5], True
+    if case == "cache mask":  # 4 past keys, then the 5 new tokens causally (bottom-right)
+        mask = torch.ones(5, 9, dtype=torch.bool).tril(diagonal=4)
+    reference = sdpa(q, k, v, mask, is_causal)
+    torch.testing.assert_close(attention_by_matmul(q, k, v, mask, is_causal), reference,
+                               rtol=1e-5, atol=1e-5)
+    half = [t.bfloat16() for t in (q, k, v)]
+    for path in (attention_by_matmul, attention):  # attention: bf16 on a CPU takes matmul
+        out = path(*half, mask, is_causal)
+        assert out.dtype == torch.bfloat16
+        torch.testing.assert_close(out.float(), reference, rtol=0, atol=0.05)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_bf16_model_agrees_with_fp32(causal):
+    """The whole model under bf16 autocast (the matmul attention path) gives fp32's logits
+    within bf16 rounding, and the KV cache gives what full recomputation does in bf16."""
+    model = make_model(causal)
+    ids = torch.randint(0, V, (2, L))
+    full = model(ids)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        half = model(ids)
+        if causal:
+            cache = KVCache()
+            pieces = [model(ids[:, :4], kv_cache=cache, start_pos=0)]
+            pieces += [model(ids[:, p : p + 1], kv_cache=cache, start_pos=p) for p in range(4, 7)]
+            pieces.append(model(ids[:, 7:], kv_cache=cache, start_pos=7))
+            torch.testing.assert_close(torch.cat(pieces, dim=1).float(), half.float(),
+                                       rtol=0, atol=0.02)
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), full.detach(), rtol=0, atol=0.02)  # logits ~1

@@ -98,6 +98,8 @@ def test_demo_plans_the_configs_the_old_demo_trained():
         have = to_dict(job.config)
         assert have["train"].pop("save_every") == 1500  # checkpoints: resumable, same weights
         want["train"].pop("save_every")
+        assert have["train"].pop("precision") == "fp32"  # what the old `auto` meant on every CPU
+        want["train"].pop("precision")
         assert have == want, job.name
 
 
