@@ -21,7 +21,7 @@ from dvar.model import Transformer, model_config
 from dvar.objectives import get_objective, make_batch
 from dvar.tasks import get_task
 from dvar.tokenizer import CharTokenizer
-from dvar.trainer import cpu_bf16_flags, resolve_precision, train
+from dvar.trainer import _train, cpu_bf16_flags, resolve_precision, train
 
 CPU = torch.device("cpu")
 
@@ -109,7 +109,7 @@ def test_bf16_run_resumes_bit_identically(tmp_path, data):
                 "train.precision=bf16", "arch.dropout=0.1")
     straight = train(config(data, tmp_path / "straight", *settings))
     killed = config(data, tmp_path / "killed", *settings)
-    train(killed, stop_after=3)  # dies one step after the step-2 checkpoint
+    _train(killed, stop_after=3)  # dies one step after the step-2 checkpoint
     resumed = train(config(data, tmp_path / "killed", *settings, "resume=true"))
     a, b = load_file(str(straight / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
     assert a.keys() == b.keys()
