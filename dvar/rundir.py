@@ -123,6 +123,12 @@ def write_json(path: Path, value: Any) -> Path:
     return path
 
 
+def training_flops_per_token(non_embedding: int, n_layer: int, n_embd: int, cutoff: int) -> int:
+    """Training FLOPs per token (`compute_record`'s count): 6·N + 12·n_layer·n_embd·cutoff;
+    n_layer = n_embd = 0 leaves the attention term out."""
+    return 6 * non_embedding + 12 * n_layer * n_embd * cutoff
+
+
 def compute_record(model: torch.nn.Module, steps: int, batch_size: int, cutoff: int,
                    train_seconds: float, **extra: Any) -> dict[str, Any]:
     """What training cost, for compute.json.
@@ -140,10 +146,7 @@ def compute_record(model: torch.nn.Module, steps: int, batch_size: int, cutoff: 
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     tokens = steps * batch_size * cutoff
     dimensions = model.dimensions
-    per_token = 6 * counts.non_embedding
-    if dimensions is not None:
-        n_layer, n_embd = dimensions
-        per_token += 12 * n_layer * n_embd * cutoff
+    per_token = training_flops_per_token(counts.non_embedding, *(dimensions or (0, 0)), cutoff)
     return {
         "parameters": counts.total,
         "non_embedding_parameters": counts.non_embedding,

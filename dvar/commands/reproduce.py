@@ -8,8 +8,6 @@ import argparse
 from dvar.commands.study import ints, names
 
 STUDIES = {"cpu": "miniature", "gpu": "paper-gpu"}
-# configs/dvar/: dvar's own settings where they differ from the reference's recipes.
-DVAR_OVERLAY = "configs/dvar/{objective}.yaml"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -68,16 +66,17 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from dvar import study as engine
+    from dvar.config import recipe_files
 
     study = engine.load_study(STUDIES[args.scale])
     roles = list(study.roles) + (["control"] if args.controls else []) + (["recipe"] if args.reference else [])
     overrides = list(args.set) + ([f"model={args.model}"] if args.model else [])
     if args.max_steps:
         overrides.append(f"train.max_steps={args.max_steps}")
-    if args.recipes == "dvar":
+    if args.recipes == "dvar":  # each recipe with dvar's overlay (configs/dvar/OBJECTIVE.yaml)
         study = dataclasses.replace(study, families=tuple(
             dataclasses.replace(f, models=tuple(dataclasses.replace(
-                m, config=m.config + (DVAR_OVERLAY.format(objective=m.objective),)) for m in f.models))
+                m, config=tuple(map(str, recipe_files(f"{f.name}-{m.objective}", "dvar")))) for m in f.models))
             for f in study.families))
     selection = dict(only=args.tasks, roles=roles, models=args.models, quick=args.quick, steps=args.steps)
     if args.dry_run:

@@ -46,7 +46,7 @@ def run_study(study: Study, out: str | Path, seeds: list[int] | None = None, onl
     log(f"[2/3] {len(jobs)} model(s) to train and evaluate on {workers} worker(s)")
     results = run_jobs(jobs, workers, log)
     log("[3/3] report")
-    summary = summarize(study, out, seeds, only=[f for f in families], quick=quick, steps=steps,
+    summary = summarize(study, out, seeds, only=families, quick=quick, steps=steps,
                         train_size=train_size, test_size=test_size)
     summary.update(seeds=seeds, workers=workers, data=data, overrides=list(overrides),
                    stages={"data_seconds": round(data_seconds, 1), "jobs": results},

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from dvar.config import Config, ConfigError, _set, load_config
+from dvar.rundir import training_flops_per_token
 from dvar.study.spec import ROOT, Decoding, Family, Model, Study, flatten, public_dir
 
 
@@ -80,7 +81,7 @@ def plan(study: Study, out: str | Path, seeds: list[int] | None = None, only: li
     for family in study.families:
         if only and family.name not in only:
             continue
-        base_steps = steps or (family.quick_steps if quick and family.quick_steps else family.steps)
+        base_steps = family.budget(quick, steps)
         for seed in seeds:
             files = data_files(family, seed, out)
             for model in family.models:
@@ -142,8 +143,9 @@ def estimate(job: Job, sizes: dict[str, int] | None = None) -> dict[str, Any]:
             shape[key] = getattr(cfg.arch, key)
     tokens = steps * cfg.train.batch_size * cutoff
     flops = None
-    if shape:
-        flops = tokens * training_flops_per_token(shape["n_layer"], shape["n_embd"], cutoff)
+    if shape:  # N ≈ 12 n_layer n_embd^2 non-embedding parameters
+        non_embedding = 12 * shape["n_layer"] * shape["n_embd"] ** 2
+        flops = tokens * training_flops_per_token(non_embedding, shape["n_layer"], shape["n_embd"], cutoff)
     return {"job": job.name, "model": cfg.model, "steps": steps, "batch_size": cfg.train.batch_size,
             "cutoff": cutoff, "tokens": tokens, "flops": flops}
 
@@ -153,12 +155,6 @@ def paper_sizes(scale: float = 1.0) -> dict[str, int]:
     from dvar.paper import DATASETS
 
     return {d.name: max(1, round(d.train_size * scale)) for d in DATASETS}
-
-
-def training_flops_per_token(n_layer: int, n_embd: int, cutoff: int) -> float:
-    """6 N (N ≈ 12 n_layer n_embd^2 non-embedding parameters) + 12 n_layer n_embd cutoff
-    for attention: the count training records in compute.json (`dvar.rundir.compute_record`)."""
-    return 6 * 12 * n_layer * n_embd**2 + 12 * n_layer * n_embd * cutoff
 
 
 _CUTOFFS: dict[tuple, int] = {}
@@ -195,5 +191,6 @@ def format_plan(jobs: list[Job], sizes: dict[str, int] | None = None) -> str:
         lines.append(f"| {job.name} | {e['model']} | {e['steps']} × {e['batch_size']} | {e['cutoff']} | "
                      f"{e['tokens']:.3g} | {flops} | {evals} |")
     lines.append(f"\n{len(jobs)} job(s); {total_tokens:.3g} training tokens, {total_flops:.3g} FLOPs in all "
-                 "(6 N per token plus attention; cutoff estimated from 64 drawn problems).")
+                 "(6 N per token plus attention, as compute.json counts them; cutoff estimated from 64 drawn "
+                 "problems).")
     return "\n".join(lines)

@@ -105,16 +105,11 @@ def train_if_needed(job: Job) -> float | None:
     return time.perf_counter() - start
 
 
-def evaluate_into(run: Any, job: Job, data_file: str, decoding: Decoding) -> float | None:
-    """`dvar eval RUN --data FILE [--decoder ...]` into the run's eval directory for this
-    decoding (reused when done); the seconds it took, or None when reused."""
+def evaluate_into(run: Any, job: Job, data_file: str, decoding: Decoding, out: Path) -> float:
+    """`dvar eval RUN --data FILE [--decoder ...] --out OUT`; the seconds it took."""
     from dvar.data import read_examples
     from dvar.evaluate import evaluate, save_evaluation
-    from dvar.rundir import RunDir
 
-    out = RunDir(job.run_dir).eval_dir(data_file, decoding.name)
-    if (out / "metrics.json").is_file():
-        return None
     examples = read_examples(data_file, run.task, need_output=True)
     steps = (job.decode_steps or run.config.data.max_new_tokens) if job.model.objective == "mdm" else 0
     result = evaluate(run, examples, decoder=decoding.decoder, steps=steps, seed=job.seed,
@@ -128,20 +123,22 @@ def run_job(job: Job) -> dict[str, Any]:
     import torch
 
     from dvar.evaluate import load_run
+    from dvar.rundir import RunDir
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     train_seconds = train_if_needed(job)
     if train_seconds is not None:  # the study's own record of the training's wall time
         (job.run_dir / "study-train.json").write_text(json.dumps({"seconds": round(train_seconds, 1)}) + "\n")
-    run = None
-    evals = {}
+    run = None  # loaded once, and only if an evaluation is missing
+    evals: dict[str, float | None] = {}
     for data_file, decodings in job.tests:
         for decoding in decodings:
-            if run is None and not (job.run_dir / "eval").joinpath(
-                    f"{Path(data_file).stem}-{decoding.name}", "metrics.json").is_file():
-                run = load_run(job.run_dir, device)
-            if run is not None:
-                evals[f"{Path(data_file).stem}-{decoding.name}"] = evaluate_into(run, job, data_file, decoding)
+            out = RunDir(job.run_dir).eval_dir(data_file, decoding.name)
+            seconds = None  # None: a finished evaluation (its metrics.json), reused
+            if not (out / "metrics.json").is_file():
+                run = run or load_run(job.run_dir, device)
+                seconds = evaluate_into(run, job, data_file, decoding, out)
+            evals[out.name] = seconds
     return {"job": job.name, "train_seconds": train_seconds, "eval_seconds": evals}
 
 

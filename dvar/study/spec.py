@@ -88,6 +88,11 @@ class Family:
     def model(self, name: str) -> Model | None:
         return next((m for m in self.models if m.name == name), None)
 
+    def budget(self, quick: bool = False, steps: int = 0) -> int:
+        """The family's step budget: `steps` if given, else quick_steps under --quick
+        (where set), else `steps` of the file (0: each recipe's epochs)."""
+        return steps or (self.quick_steps if quick and self.quick_steps else self.steps)
+
 
 @dataclasses.dataclass(frozen=True)
 class Study:

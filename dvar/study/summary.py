@@ -184,7 +184,7 @@ def _setting(family: Any, jobs: list[Job], quick: bool, steps: int, train_size: 
     main = next((j.config for j in jobs if j.family.name == family.name and j.model.steps_factor == 1.0), None)
     if main is None:
         main = next((j.config for j in jobs if j.family.name == family.name), None)
-    base = steps or (family.quick_steps if quick and family.quick_steps else family.steps)
+    base = family.budget(quick, steps)
     return {"task": family.task, "options": family.options, "paper": family.paper,
             "description": family.description, "paper_setting": family.paper_setting,
             "model": main.model if main else "", "steps": base,
