@@ -50,8 +50,10 @@ def save_checkpoint(
     state: dict[str, Any],
     extra_tensors: dict[str, torch.Tensor] | None = None,
     keep: int = 2,
+    pinned: list[int] = (),
 ) -> Path:
-    """Write checkpoint `step` atomically and keep only the newest `keep` of them."""
+    """Write checkpoint `step` atomically and keep only the newest `keep` of them, and
+    those at the `pinned` steps."""
     root = Path(run_dir) / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
@@ -71,7 +73,8 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        if int(old.name.split("-")[1]) not in pinned:
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 

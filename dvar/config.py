@@ -50,8 +50,13 @@ class TrainConfig:
     epochs: float = 1.0  # passes over the training set, when max_steps is 0
     batch_size: int = 64  # global batch (all processes, all accumulation steps)
     micro_batch_size: int = 0  # per process and forward pass; 0: batch_size / processes
-    lr: float = 1e-3  # peak learning rate (AdamW), after warm-up, before the cosine decay
-    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
+    lr: float = 1e-3  # peak learning rate (AdamW), after warm-up, before the decay
+    min_lr_ratio: float = 0.0  # the schedule decays to lr * min_lr_ratio
+    # cosine: warm-up, then cosine decay over the remaining steps | wsd: warm-up, constant
+    # (stable), then a linear decay over the last decay_fraction of max_steps
+    # (warmup-stable-decay, Hägele et al. 2024); a wsd run can branch off another's trunk.
+    schedule: str = "cosine"
+    decay_fraction: float = 0.2  # wsd: the share of max_steps spent decaying
     warmup_steps: int = -1  # linear warm-up steps; -1: 1% of max_steps (at least 1)
     weight_decay: float = 0.0  # AdamW's decoupled weight decay
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW's (beta1, beta2), as [b1, b2]
@@ -68,6 +73,14 @@ class TrainConfig:
     eval_size: int = 128  # validation examples decoded for accuracy
     save_every: int = 0  # checkpoint every N steps; 0: at the end only
     keep_checkpoints: int = 2  # the newest N checkpoints kept in checkpoints/
+    # Checkpoints at these steps as well, never rotated away: the branch points of shorter
+    # wsd runs (branch_from) that share this run's trunk.
+    save_at: list[int] = field(default_factory=list)
+    # A wsd run directory (the trunk) to start from: a fresh run loads the trunk's checkpoint
+    # at this run's decay start (kept by the trunk's save_at) and trains only its decay.
+    # Weights, optimizer, data order and schedule up to there are those of training this
+    # run from scratch, so the result is the same run at a fraction of the cost.
+    branch_from: str = ""
     compile: bool = False  # torch.compile the model (GPU)
     # Stop after this many seconds of training (validation excluded), then validate and
     # save as at max_steps; 0: no limit. max_steps still sets the schedule.

@@ -43,6 +43,7 @@ from dvar.model import SIZES, Transformer, model_config
 from dvar.objectives import Objective, objective_class
 from dvar.rundir import (COMPUTE_FILE, CONFIG_FILE, HF_SUBDIR, WEIGHTS_FILE, RunDir, compute_record,
                          save_model)
+from dvar.schedule import branch_point, check_schedule, lr_factor
 from dvar.runtime import (PROGRESS, Dist, LossWindow, Progress, TrainClock, agree, barrier, device_for,
                           init_distributed, seed_of)
 from dvar.tasks import get_task
@@ -51,15 +52,6 @@ from dvar.tracking import Tracker, check_report_to, open_tracker
 
 LOG_FILE = "train_log.jsonl"
 EVAL_LOG_FILE = "eval_log.jsonl"
-
-
-# ----------------------------------------------------------------------------- schedule
-def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """Linear warm-up to 1, then cosine decay to min_ratio at `total`."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def make_optimizer(
@@ -214,6 +206,11 @@ def resolve(cfg: Config) -> Resolved:
         cfg.train.max_steps = max(1, math.ceil(cfg.train.epochs * len(train) / cfg.train.batch_size))
     if cfg.train.warmup_steps < 0:
         cfg.train.warmup_steps = max(1, cfg.train.max_steps // 100)
+    try:
+        check_schedule(cfg.train.schedule, cfg.train.decay_fraction, cfg.train.max_steps,
+                       cfg.train.save_at, cfg.train.branch_from)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     return Resolved(cfg, tokenizer, train, valid)
 
 
@@ -242,7 +239,7 @@ def _train(cfg: Config, stop_after: int | None = None) -> Path:
             with s.clock.paused(s.device):
                 _validate(s, s.earlier_seconds + s.clock.total)
             s.window.restart()
-        if _due(s.step, s.cfg.train.save_every) and s.step < s.max_steps:
+        if (_due(s.step, s.cfg.train.save_every) or s.step in s.cfg.train.save_at) and s.step < s.max_steps:
             _save_checkpoint(s)
         if stop_after is not None and steps_this_run >= stop_after:
             s.progress.close()
@@ -315,18 +312,28 @@ def _set_up(cfg: Config) -> _Session:
     torch.manual_seed(cfg.seed)  # identical initial weights in every process
     model = build_model(cfg, tokenizer, objective, dtype).to(device)
     optimizer = make_optimizer(model, cfg.train.lr, cfg.train.betas, cfg.train.weight_decay, device)
-    max_steps, warmup = cfg.train.max_steps, cfg.train.warmup_steps
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_lambda(s, warmup, max_steps, cfg.train.min_lr_ratio)
-    )
+    t = cfg.train
+    max_steps = t.max_steps
+
+    def factor(s: int) -> float:
+        return lr_factor(s, t.warmup_steps, t.max_steps, t.min_lr_ratio, t.schedule, t.decay_fraction)
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     step, earlier_seconds = 0, 0.0
     resumed = cfg.resume and bool(checkpoints)
-    if resumed:
-        state, _ = load_checkpoint(checkpoints[-1], model, optimizer)
+    start_from = checkpoints[-1] if resumed else _branch_checkpoint(cfg) if t.branch_from else None
+    if start_from is not None:
+        state, _ = load_checkpoint(start_from, model, optimizer)
         schedule.load_state_dict(state["schedule"])
+        # The next step's rate is this run's (a branch decays where its trunk did not).
+        for group, base in zip(optimizer.param_groups, schedule.base_lrs):
+            group["lr"] = base * factor(schedule.last_epoch)
+        schedule._last_lr = [group["lr"] for group in optimizer.param_groups]
         step, earlier_seconds = state["step"], state.get("train_seconds", 0.0)
         if d.main:
-            print(f"resuming {run.path} from {checkpoints[-1].name}")
+            print(f"{'resuming' if resumed else 'branching'} {run.path} from {start_from}")
+            if not resumed:
+                _copy_logs(start_from.parent.parent, run.path, step)
             _truncate_logs(run.path, step)
     elif d.main:
         run.path.mkdir(parents=True, exist_ok=True)
@@ -432,7 +439,7 @@ def _save_checkpoint(s: _Session, train_seconds: float | None = None) -> None:
         seconds = s.train_seconds() if train_seconds is None else train_seconds
         save_checkpoint(s.out, s.step, s.model, s.optimizer,
                         {"schedule": s.schedule.state_dict(), "train_seconds": seconds},
-                        keep=s.cfg.train.keep_checkpoints)
+                        keep=s.cfg.train.keep_checkpoints, pinned=s.cfg.train.save_at)
     barrier(s.d)
 
 
@@ -501,6 +508,32 @@ def _due(step: int, every: int) -> bool:
 def _append(path: Path, row: dict[str, Any]) -> None:
     with path.open("a") as handle:
         handle.write(json.dumps(row) + "\n")
+
+
+def _branch_checkpoint(cfg: Config) -> Path:
+    """The trunk checkpoint a fresh `train.branch_from` run starts from (its decay start),
+    after checking that the trunk is this run but for budget and decay."""
+    trunk = RunDir(cfg.train.branch_from)
+    held = trunk.config()
+    if held is None:
+        raise ConfigError(f"train.branch_from={trunk.path}: no run there ({CONFIG_FILE} is missing)")
+    try:
+        point = branch_point(to_dict(held), to_dict(dataclasses.replace(cfg, resume=False)), str(trunk.path))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    found = [p for p in trunk.checkpoints() if int(p.name.split("-")[1]) == point]
+    if not found:
+        raise ConfigError(f"train.branch_from={trunk.path} holds no checkpoint at step {point} (this run's "
+                          f"decay start): train the trunk with {point} in its train.save_at")
+    return found[0]
+
+
+def _copy_logs(trunk: Path, out: Path, step: int) -> None:
+    """A branch's logs start as its trunk's (truncated to the branch point by the caller)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (LOG_FILE, EVAL_LOG_FILE):
+        if (trunk / name).is_file():
+            (out / name).write_text((trunk / name).read_text())
 
 
 def _truncate_logs(out: Path, step: int) -> None:
