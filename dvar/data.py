@@ -33,6 +33,10 @@ class DataError(DvarError, ValueError):
         super().__init__(f"{where}: {message}")
         self.path = str(path)
         self.line = line
+        self.message = message
+
+    def __reduce__(self):  # picklable: a study worker's error reaches the parent intact
+        return type(self), (self.path, self.line, self.message)
 
 
 @dataclass

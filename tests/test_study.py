@@ -316,3 +316,75 @@ def test_a_study_of_your_own_runs_on_any_registered_task(tmp_path, one_thread):
     seeds = summary["families"]["sat4"]["models"]["mdm"]["decodings"]["topk"]["test"]["seeds"]
     assert set(seeds) == {"0", "1"}
     assert "seed 0 | seed 1 | mean (min–max)" in (tmp_path / "out" / "results.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def paper_cpu(tmp_path_factory, one_thread):
+    """The paper-cpu study at a reduced setting: Countdown 3, one seed, 16 steps, its 4
+    budgets (2, 4, 8, 16 steps: three branches off one trunk per model)."""
+    out = tmp_path_factory.mktemp("paper-cpu")
+    public = tmp_path_factory.mktemp("testsets")
+    (public / "countdown_dream_cd3.jsonl").write_text(
+        '{"numbers": [15, 44, 79], "target": 50, "reference_solution": "44-15=29,79-29=50"}\n'
+        '{"numbers": [65, 34, 56], "target": 25, "reference_solution": "65-34=31,56-31=25"}\n')
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DVAR_TESTSETS", str(public))
+        assert main(["study", "run", "paper-cpu", "--only", "countdown", "--seeds", "0", "--steps", "16",
+                     "--train-size", "200", "--test-size", "12", "--out", str(out), "--workers", "2"]) == 0
+        yield out
+
+
+def test_paper_cpu_trains_a_trunk_and_its_branches(paper_cpu):
+    runs = paper_cpu / "countdown" / "seed0" / "runs"
+    assert {p.name for p in runs.iterdir()} == {f"{m}{s}" for m in ("mdm", "ar") for s in ("", "-s2", "-s4", "-s8")}
+    trunk = load_config(runs / "mdm" / "config.yaml")
+    assert (trunk.train.schedule, trunk.train.max_steps, trunk.train.save_at) == ("wsd", 16, [2, 3, 6])
+    for steps in (2, 4, 8):
+        branch = load_config(runs / f"mdm-s{steps}" / "config.yaml")
+        assert branch.train.max_steps == steps and branch.train.branch_from == str(runs / "mdm")
+        assert branch.train.warmup_steps == trunk.train.warmup_steps  # the trunk's, not its own budget's
+        # held-out test only at the shorter budgets; the public set at the whole budget
+        assert {p.name for p in (runs / f"mdm-s{steps}" / "eval").iterdir()} == {
+            "test-topk", "test-margin", "test-topk-paper-repredict"}
+    assert (runs / "mdm" / "eval" / "countdown_dream_cd3-topk" / "metrics.json").is_file()
+
+
+def test_paper_cpu_curve_agrees_with_metrics_and_a_hand_count_of_compute(paper_cpu):
+    summary = json.loads((paper_cpu / "study.json").read_text())
+    family = summary["families"]["countdown"]
+    for name, model in family["models"].items():
+        for decoding, stems in model["curve"].items():
+            points = stems["test"]
+            assert [p["steps"] for p in points] == [2, 4, 8, 16]
+            for point in points:
+                seed = point["seeds"]["0"]
+                metrics = json.loads(Path(seed["metrics"]).read_text())
+                assert seed["accuracy"] == metrics["accuracy"] == point["accuracy"]["mean"]
+                run = Path(seed["metrics"]).parent.parent.parent
+                cfg = load_config(run / "config.yaml")
+                # 6 N + 12 n_layer n_embd cutoff per token, N counted by hand from the saved
+                # weights (the token and position embeddings, and the head tied to them, left out)
+                from safetensors.torch import load_file
+                weights = load_file(str(run / "model.safetensors"))
+                n = sum(w.numel() for k, w in weights.items()
+                        if not k.startswith(("wte.", "wpe.", "lm_head.")))
+                tokens = point["steps"] * cfg.train.batch_size * cfg.data.cutoff
+                assert seed["tokens"] == tokens
+                assert seed["flops"] == tokens * (6 * n + 12 * 2 * 128 * cfg.data.cutoff), (name, decoding)
+        assert model["decodings"]["topk" if name == "mdm" else "greedy"]["test"]["seeds"]["0"]["accuracy"] == \
+            model["curve"]["topk" if name == "mdm" else "greedy"]["test"][-1]["seeds"]["0"]["accuracy"]
+    reach = family["verdicts"]["reach"]
+    assert set(reach["thresholds"]) == {"0.5", "0.9"} and len(reach["leads"]) == 4
+    text = (paper_cpu / "results.md").read_text()
+    assert "Accuracy against training compute" in text and reach["verdict"] in text
+    assert (paper_cpu / "countdown-curve.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_reach_interpolates_in_log_compute():
+    from dvar.study.verdicts import reach_flops
+
+    curve = [(1e12, 0.2), (1e13, 0.4), (1e14, 0.8)]
+    flops, first = reach_flops(curve, 0.6)
+    assert not first and flops == pytest.approx(10 ** 13.5)
+    assert reach_flops(curve, 0.1) == (1e12, True)  # at or before the smallest budget
+    assert reach_flops(curve, 0.9) == (None, False)

@@ -21,7 +21,7 @@ from dvar.study.output import write_report
 from dvar.study.plan import Job, format_plan, plan
 from dvar.study.runner import prepare_data, run_jobs, say
 from dvar.study.spec import Study, load_study, study_path
-from dvar.study.summary import collect
+from dvar.study.summary import branch_seconds, collect
 
 
 def run_study(study: Study, out: str | Path, seeds: list[int] | None = None, only: list[str] | None = None,
@@ -59,9 +59,10 @@ def run_study(study: Study, out: str | Path, seeds: list[int] | None = None, onl
 def summarize(study: Study, out: str | Path, seeds: list[int], **selection: Any) -> dict[str, Any]:
     """The summary of what is on disk under `out` (no training): see `dvar.study.summary`."""
     summary = collect(study, out, seeds, **selection)
-    summary["train_seconds_total"] = round(sum(
-        c.get("train_seconds", 0.0) for fam in summary["families"].values() for m in fam["models"].values()
-        for c in m["compute"].values()), 1)
+    models = [m for fam in summary["families"].values() for m in fam["models"].values()]
+    branches = sum(branch_seconds(m) for m in models)
+    summary["train_seconds_total"] = round(branches + sum(
+        c.get("train_seconds", 0.0) for m in models for c in m["compute"].values()), 1)
     return summary
 
 

@@ -1,4 +1,5 @@
-"""What a study writes from its summary: results.md, study.json and one plot per family.
+"""What a study writes from its summary: results.md, study.json and one plot per family
+(with budgets, FAMILY-curve.png too: accuracy against training FLOPs).
 
 Every table and verdict is rebuilt from the metrics files at every call, so a study's
 report never disagrees with its runs.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 RESULTS = "results.md"
@@ -106,9 +108,93 @@ def family_markdown(fam: dict[str, Any], family: str, seeds: list[int], summary_
             for p in fam["published"]) + "."]
     else:
         lines += ["", "Published: no figure for this family in SPEC §6."]
+    if fam.get("chance") is not None:
+        lines += ["", f"Chance (a uniformly random answer of the answer's form, on the held-out test): "
+                  f"{pct(fam['chance'])}."]
+    lines += curve_markdown(fam, seeds)
     lines += ["", "Verdicts (computed from the table):", ""]
     lines += [f"- {v['label']}: {v['verdict']}" for v in fam["verdicts"].values()]
     return lines + [""]
+
+
+def curve_markdown(fam: dict[str, Any], seeds: list[int]) -> list[str]:
+    """Accuracy on the held-out test at every budget: the seed spread, then each seed."""
+    curves = [(entry["label"], name, points["test"]) for entry in fam["models"].values()
+              for name, points in entry.get("curve", {}).items() if "test" in points]
+    if not curves:
+        return []
+    budgets = [(p["budget"], p["steps"]) for p in curves[0][2]]
+    head = " | ".join(f"{b:g} ({steps} steps)" for b, steps in budgets)
+    lines = ["", "Accuracy against training compute (held-out test; each budget a warmup-stable-decay branch "
+             "off the whole budget's run, the same run as training that budget alone), mean (min–max) over seeds, "
+             "then training FLOPs (mean):", "",
+             f"| model | decoding | {head} |", "|---|---|" + "---|" * len(budgets)]
+    for label, name, points in curves:
+        lines.append(f"| {label} | {name} | " + " | ".join(spread(p["accuracy"]) for p in points) + " |")
+    flops = [f"{p['flops']['mean']:.3g}" if p["flops"] else "?" for p in curves[0][2]]
+    lines += ["| training FLOPs | | " + " | ".join(flops) + " |", "", "Each seed:", "",
+              f"| model | decoding | seed | {head} |", "|---|---|---|" + "---|" * len(budgets)]
+    for label, name, points in curves:
+        for seed in seeds:
+            cells = [pct(p["seeds"][str(seed)]["accuracy"]) if str(seed) in p["seeds"] else "–" for p in points]
+            lines.append(f"| {label} | {name} | {seed} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot_curve(family: str, fam: dict[str, Any], path: Path, by_decodings: list[str] = ()) -> Path | None:
+    """Accuracy against training FLOPs, every model and decoding: the seed mean with its
+    min–max band; with a breakdown (planning distance, givens), FAMILY-curve-by.png as
+    well, one panel per key, each model's `_by_decoding`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dvar.metrics import group_sort_key
+
+    curves = [(entry, name, points["test"]) for entry in fam["models"].values()
+              for name, points in entry.get("curve", {}).items() if "test" in points]
+    curves = [(e, n, [p for p in pts if p["flops"]]) for e, n, pts in curves]
+    if not curves:
+        return None
+
+    def draw(ax: Any, points: list[dict[str, Any]], get: Callable[[dict[str, Any]], dict | None], label: str) -> None:
+        rows = [(p["flops"]["mean"], get(p)) for p in points if get(p)]
+        xs = [x for x, _ in rows]
+        ax.plot(xs, [100 * s["mean"] for _, s in rows], "o-", label=label, markersize=3)
+        ax.fill_between(xs, [100 * s["min"] for _, s in rows], [100 * s["max"] for _, s in rows], alpha=0.2)
+        ax.set_xscale("log")
+        ax.set_ylim(-3, 103)
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for entry, name, points in curves:
+        draw(ax, points, lambda p: p["accuracy"], f"{entry['label']} {name}")
+    ax.set_xlabel("training FLOPs")
+    ax.set_ylabel("accuracy (%), mean and min–max over seeds")
+    ax.set_title(f"{family}: {fam['setting']['description']}", fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    shown = [(e, n, pts) for e, n, pts in curves if n == _by_decoding(e, by_decodings)]
+    keys = sorted({k for _, _, pts in shown for p in pts for k in p["by"]}, key=group_sort_key)
+    if len(keys) > 1:
+        cols = min(4, len(keys))
+        rows = -(-len(keys) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False, sharey=True)
+        for ax, key in zip(axes.flat, keys):
+            for entry, name, points in shown:
+                draw(ax, points, lambda p, key=key: p["by"].get(key), f"{entry['label']} {name}")
+            ax.set_title(key, fontsize=8)
+        for ax in list(axes.flat)[len(keys):]:
+            ax.set_visible(False)
+        axes.flat[0].legend(fontsize=6)
+        fig.supxlabel("training FLOPs", fontsize=8)
+        fig.supylabel("accuracy (%)", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path.with_name(path.stem + "-by.png"), dpi=90)
+        plt.close(fig)
+    return path
 
 
 def results_markdown(summary: dict[str, Any], seeds: list[int]) -> str:
@@ -170,3 +256,4 @@ def write_report(out: Path, summary: dict[str, Any], seeds: list[int]) -> None:
     os.replace(tmp, out / SUMMARY)
     for family, fam in summary["families"].items():
         plot_family(family, fam, out / f"{family}.png", summary.get("by_decodings", []))
+        plot_curve(family, fam, out / f"{family}-curve.png", summary.get("by_decodings", []))

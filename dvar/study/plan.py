@@ -8,6 +8,8 @@ estimated training FLOPs.
     DIR/FAMILY/seedS/data/{train,test}.jsonl     generated per family and seed
     DIR/data/NAME/                               a paper data set (`paper:` families)
     DIR/FAMILY/seedS/runs/MODEL/                 a run directory (dvar.rundir)
+    DIR/FAMILY/seedS/runs/MODEL-sSTEPS/          a shorter budget of a family with `budgets`,
+                                                 branched off MODEL/ (its trunk)
 """
 
 from __future__ import annotations
@@ -32,14 +34,21 @@ class Job:
     config: Config  # the run config, before the trainer resolves cutoff etc. from the data
     tests: tuple[tuple[str, tuple[Decoding, ...]], ...]  # (data file, decodings), held-out test first
     decode_steps: int  # MDM decoding steps; 0: one answer token per step
+    budget: float = 1.0  # the share of the family's step budget (families with `budgets`)
 
     @property
     def run_dir(self) -> Path:
         return Path(self.config.out_dir)
 
     @property
+    def trunk(self) -> Path | None:
+        """The run this one branches off (trained first), or None."""
+        return Path(self.config.train.branch_from) if self.config.train.branch_from else None
+
+    @property
     def name(self) -> str:
-        return f"{self.family.name}/seed{self.seed}/{self.model.name}"
+        name = f"{self.family.name}/seed{self.seed}/{self.model.name}"
+        return name if self.budget == 1.0 else f"{name}@{self.config.train.max_steps}"
 
 
 def seed_dir(out: Path, family: str, seed: int) -> Path:
@@ -87,12 +96,37 @@ def plan(study: Study, out: str | Path, seeds: list[int] | None = None, only: li
             for model in family.models:
                 if models and model.name not in models or not models and model.role not in roles:
                     continue
+                runs = seed_dir(out, family.name, seed) / "runs"
                 cfg = job_config(study, family, model, seed, base_steps, files["train"],
-                                 seed_dir(out, family.name, seed) / "runs" / model.name, overrides)
+                                 runs / model.name, overrides)
                 tests = [(test, model.decodings) for test in files["tests"]]
                 if model.public_decodings:
                     tests += [(public, model.public_decodings) for public in files["public"]]
                 jobs.append(Job(family, seed, model, cfg, tuple(tests), family.decode_steps))
+                if family.curve and base_steps:
+                    jobs += branches(jobs[-1], runs, files["tests"])
+    return jobs
+
+
+def branches(trunk: Job, runs: Path, held_out: list[str]) -> list[Job]:
+    """A family with `budgets`: its whole-budget job becomes a warmup-stable-decay trunk
+    that keeps a checkpoint at each shorter budget's decay start, and each shorter budget a
+    job that branches off it there (`train.branch_from`), evaluated on the held-out tests
+    (the public sets at the whole budget only)."""
+    from dvar.schedule import decay_start
+
+    t = trunk.config.train
+    t.schedule = "wsd"
+    jobs = []
+    for budget in trunk.family.budgets[:-1]:
+        steps = max(1, round(t.max_steps * budget))
+        cfg = dataclasses.replace(trunk.config, train=dataclasses.replace(
+            t, max_steps=steps, branch_from=str(trunk.run_dir), save_at=[],
+            save_every=max(1, t.save_every * steps // t.max_steps) if t.save_every else 0),
+            out_dir=str(runs / f"{trunk.model.name}-s{steps}"))
+        tests = tuple((data, decodings) for data, decodings in trunk.tests if data in held_out)
+        jobs.append(dataclasses.replace(trunk, config=cfg, tests=tests, budget=budget))
+    t.save_at = sorted({decay_start(j.config.train.max_steps, t.decay_fraction) for j in jobs})
     return jobs
 
 

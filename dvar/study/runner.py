@@ -110,7 +110,7 @@ def evaluate_into(run: Any, job: Job, data_file: str, decoding: Decoding, out: P
     from dvar.data import read_examples
     from dvar.evaluate import evaluate, save_evaluation
 
-    examples = read_examples(data_file, run.task, need_output=True)
+    examples = read_examples(data_file, run.task)  # the verifier judges: no gold answer needed
     steps = (job.decode_steps or run.config.data.max_new_tokens) if job.model.objective == "mdm" else 0
     result = evaluate(run, examples, decoder=decoding.decoder, steps=steps, seed=job.seed,
                       source=data_file, decoder_settings=decoding.settings_dict or None)
@@ -150,32 +150,46 @@ def _init_worker(threads: int) -> None:
 
 
 def run_jobs(jobs: list[Job], workers: int = 1, log: Callable[[str], None] = say) -> list[dict[str, Any]]:
-    """Every job, longest first, on `workers` processes (the cores split between them)."""
+    """Every job, longest first, on `workers` processes (the cores split between them); a
+    branch (`Job.trunk`) starts once its trunk has finished."""
     import torch
 
-    ordered = sorted(jobs, key=lambda job: -estimate(job)["tokens"] * _cost_factor(job))
+    waiting = sorted(jobs, key=lambda job: -estimate(job)["tokens"] * _cost_factor(job))
+    planned = {job.run_dir for job in jobs}
+    finished: set[Path] = set()
     results: list[dict[str, Any]] = []
+
+    def next_ready() -> Job | None:
+        for job in waiting:
+            if job.trunk is None or job.trunk not in planned or job.trunk in finished:
+                waiting.remove(job)
+                return job
+        return None
 
     def done(job: Job, result: dict[str, Any], left: int) -> None:
         took = result["train_seconds"]
         results.append(result)
+        finished.add(job.run_dir)
         log(f"done: {job.name} ({'reused' if took is None else f'trained in {took:.0f} s'}; "
             f"{left} job(s) left)")
 
-    if workers <= 1 or len(ordered) <= 1 or torch.cuda.device_count():
-        for index, job in enumerate(ordered):
-            done(job, run_job(job), len(ordered) - index - 1)
+    if workers <= 1 or len(waiting) <= 1 or torch.cuda.device_count():
+        while waiting:
+            job = next_ready()
+            done(job, run_job(job), len(waiting))
         return results
     threads = max(1, torch.get_num_threads() // workers)
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                              initargs=(threads,)) as pool:
-        pending = {pool.submit(run_job, job): job for job in ordered}
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
+        pending: dict[Any, Job] = {}
+        while waiting or pending:
+            while len(pending) < workers and (job := next_ready()) is not None:
+                pending[pool.submit(run_job, job)] = job
+            finished_now, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished_now:
                 job = pending.pop(future)
-                done(job, future.result(), len(pending))
+                done(job, future.result(), len(pending) + len(waiting))
     return results
 
 

@@ -15,8 +15,13 @@ A study says what to train and compare; `dvar.study.plan` turns it into jobs. It
     verdicts: [...]        computed from the numbers (`dvar.study.verdicts`)
     families:              name -> {task, options | paper, description, paper_setting,
                            train_size, test_size, steps, quick_steps, decode_steps,
-                           paper_epochs, public, run, models: {name: {label,
+                           paper_epochs, public, budgets, run, models: {name: {label,
                            steps_factor, run}}}
+
+A family's `budgets` (shares of its step budget, e.g. [0.125, 0.25, 0.5, 1]) give each
+model an accuracy-against-compute curve: the whole budget is a warmup-stable-decay run
+(the trunk) and every shorter budget a branch off it at its decay start
+(`train.branch_from`), the same run as training that budget alone.
 
 Every unknown key, model, decoding, decoder, verdict kind, task or public test set is an
 error naming the file and the key (as for run configs).
@@ -84,6 +89,12 @@ class Family:
     public: tuple[str, ...]
     run: dict[str, Any]
     models: tuple[Model, ...]
+    budgets: tuple[float, ...] = (1.0,)  # shares of the step budget, ascending, ending at 1
+
+    @property
+    def curve(self) -> bool:
+        """Several budgets: a trunk and its branches per model and seed."""
+        return len(self.budgets) > 1
 
     def model(self, name: str) -> Model | None:
         return next((m for m in self.models if m.name == name), None)
@@ -122,9 +133,9 @@ _STUDY_KEYS = {"name", "title", "by_decodings", "description", "seeds", "quick_s
 _MODEL_KEYS = {"label", "objective", "order", "role", "steps_factor", "run", "decodings",
                "public_decodings", "config"}
 _FAMILY_KEYS = {"task", "options", "paper", "description", "paper_setting", "train_size", "test_size",
-                "steps", "quick_steps", "decode_steps", "paper_epochs", "public", "run", "models"}
+                "steps", "quick_steps", "decode_steps", "paper_epochs", "public", "budgets", "run", "models"}
 _FAMILY_MODEL_KEYS = {"label", "steps_factor", "run", "config"}
-VERDICT_KINDS = ("compare", "bars", "well_formed")
+VERDICT_KINDS = ("compare", "bars", "well_formed", "reach")
 
 
 def study_path(name: str | Path) -> Path:
@@ -269,6 +280,9 @@ def _family(name: str, raw: Any, models: dict[str, Model], where: str) -> Family
         raise ConfigError(f"{where}: models: the family trains no model")
     public = tuple(_strings(raw.get("public", [])))
     _check_public(public, where)
+    budgets = _budgets(raw.get("budgets", [1.0]), where)
+    if len(budgets) > 1 and not int(raw.get("steps", 0)):
+        raise ConfigError(f"{where}: budgets need a step budget (steps), not each recipe's epochs")
     return Family(
         name=name, task=task_name, options=options, paper=str(raw.get("paper", "")),
         description=str(raw.get("description", name)), paper_setting=str(raw.get("paper_setting", "")),
@@ -276,8 +290,22 @@ def _family(name: str, raw: Any, models: dict[str, Model], where: str) -> Family
         steps=int(raw.get("steps", 0)), quick_steps=int(raw.get("quick_steps", 0)),
         decode_steps=int(raw.get("decode_steps", 0)),
         paper_epochs={str(k): int(v) for k, v in _mapping(raw.get("paper_epochs"), where, "paper_epochs").items()},
-        public=public, run=_mapping(raw.get("run"), where, "run"), models=tuple(chosen),
+        public=public, run=_mapping(raw.get("run"), where, "run"), models=tuple(chosen), budgets=budgets,
     )
+
+
+def _budgets(raw: Any, where: str) -> tuple[float, ...]:
+    """Shares of the step budget: distinct, in (0, 1], ascending, the last 1."""
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{where}: budgets must be a list of shares of the step budget, e.g. [0.25, 0.5, 1]")
+    try:
+        budgets = tuple(float(b) for b in raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: budgets must be numbers, got {raw}") from None
+    if list(budgets) != sorted(set(budgets)) or budgets[0] <= 0 or budgets[-1] != 1.0:
+        raise ConfigError(f"{where}: budgets must ascend without repeats, above 0, and end at 1 "
+                          f"(the whole budget), got {list(raw)}")
+    return budgets
 
 
 def public_dir() -> Path | None:
@@ -311,7 +339,9 @@ def _verdict(raw: Any, models: dict[str, Model], where: str) -> dict[str, Any]:
     allowed = {"compare": {"name", "kind", "label", "a", "b", "b_role", "a_label", "b_label", "always",
                            "families"},
                "bars": {"name", "kind", "label", "group", "bars", "says", "families"},
-               "well_formed": {"name", "kind", "label", "models", "bar", "families"}}[kind]
+               "well_formed": {"name", "kind", "label", "models", "bar", "families"},
+               "reach": {"name", "kind", "label", "a", "b", "a_label", "b_label", "thresholds",
+                         "families"}}[kind]
     _keys(raw, allowed, where, "this verdict")
     refs = [raw.get("a"), raw.get("b")] + [bar.get("model") for bar in raw.get("bars", [])]
     refs += [f"{m}/{d}" for m, d in (raw.get("models") or {}).items()]

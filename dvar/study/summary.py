@@ -85,7 +85,8 @@ def _evaluation(metrics_file: Path, job: Job, decoding: Decoding) -> dict[str, A
         formed = _well_formed(metrics_file.parent / "predictions.jsonl", job.family.task)
     by = {k: v["accuracy"] for k, v in metrics["by"].items()}
     by.update(_extra_breakdowns(metrics_file.parent / "predictions.jsonl", job.family.task))
-    return {"accuracy": metrics["accuracy"], "n": metrics["n"], "well_formed": formed, "by": by,
+    extra = {k: v for k, v in metrics.items() if k.startswith("accuracy_")}  # countdown: accuracy_reference
+    return {"accuracy": metrics["accuracy"], "n": metrics["n"], "well_formed": formed, "by": by, **extra,
             "nfe_per_example": metrics.get("nfe_per_example"), "seconds": metrics.get("seconds"),
             "metrics": str(metrics_file), "data": metrics.get("data")}
 
@@ -160,7 +161,11 @@ def collect(study: Study, out: str | Path, seeds: list[int], only: list[str] | N
                 "overrides": [f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
                               for k, v in flatten(model.run).items()],
                 "decodings": {}, "compute": {}}
+            if family.curve:
+                entry["curve"] = _curve(model_jobs)
             for job in model_jobs:
+                if job.budget != 1.0:  # a point of the curve only
+                    continue
                 entry["compute"][str(job.seed)] = run_compute(job.run_dir)
                 for data_file, decodings in job.tests:
                     for decoding in decodings:
@@ -174,9 +179,75 @@ def collect(study: Study, out: str | Path, seeds: list[int], only: list[str] | N
                 for slot in tests.values():
                     _aggregate(slot)
             fam["models"][model.name] = entry
+        fam["chance"] = _chance(family, family_jobs)
         fam["verdicts"] = family_verdicts(study, family.name, fam)
         summary["families"][family.name] = fam
     return summary
+
+
+def _curve(jobs: list[Job]) -> dict[str, Any]:
+    """decoding -> held-out test stem -> one point per budget: {budget, steps, seeds:
+    {seed: {accuracy, by, flops, tokens, train_seconds, own_seconds, metrics}}, accuracy,
+    flops, by}. A branch's compute (compute.json) is its whole budget's, trunk steps
+    included, as if trained alone; own_seconds is what the branch itself took (its decay)."""
+    from dvar.metrics import group_sort_key
+    from dvar.rundir import RunDir
+
+    held_out = {data for job in jobs if job.budget != 1.0 for data, _ in job.tests}  # every budget's tests
+    points: dict[str, dict[str, dict[float, dict[str, Any]]]] = {}
+    for job in jobs:
+        compute = RunDir(job.run_dir).compute() or {}
+        own = run_compute(job.run_dir).get("train_seconds")  # this job's own wall time (a branch: its decay)
+        for data_file, decodings in job.tests:
+            if data_file not in held_out:
+                continue
+            for decoding in decodings:
+                found = _evaluation(RunDir(job.run_dir).eval_dir(data_file, decoding.name) / "metrics.json",
+                                    job, decoding)
+                if not found:
+                    continue
+                point = points.setdefault(decoding.name, {}).setdefault(Path(data_file).stem, {}).setdefault(
+                    job.budget, {"budget": job.budget, "steps": job.config.train.max_steps, "seeds": {}})
+                point["seeds"][str(job.seed)] = {
+                    "accuracy": found["accuracy"], "by": found["by"], "flops": compute.get("flops"),
+                    "tokens": compute.get("tokens"), "train_seconds": compute.get("train_seconds"),
+                    "own_seconds": own, "metrics": found["metrics"]}
+    curve: dict[str, Any] = {}
+    for name, stems in points.items():
+        curve[name] = {}
+        for stem, by_budget in sorted(stems.items()):
+            rows = [by_budget[b] for b in sorted(by_budget)]
+            for row in rows:
+                seeds = row["seeds"].values()
+                row["accuracy"] = stats([s["accuracy"] for s in seeds])
+                flops = [s["flops"] for s in seeds if s["flops"]]
+                row["flops"] = stats(flops) if flops else None
+                keys = sorted({k for s in seeds for k in s["by"]}, key=group_sort_key)
+                row["by"] = {k: stats([s["by"][k] for s in seeds if k in s["by"]]) for k in keys}
+            curve[name][stem] = rows
+    return curve
+
+
+def _chance(family: Any, jobs: list[Job]) -> float | None:
+    """The mean chance of a random answer (`Task.chance`) over the first seed's held-out
+    test, where the task defines it."""
+    from dvar.data import read_examples
+    from dvar.tasks import get_task
+
+    task = get_task(family.task)
+    test = next((data for job in jobs for data, _ in job.tests[:1]), None)
+    if test is None or not Path(test).is_file():
+        return None
+    values = [task.chance(ex.problem) for ex in read_examples(test, task)]
+    return None if not values or values[0] is None else sum(values) / len(values)
+
+
+def branch_seconds(entry: dict[str, Any]) -> float:
+    """What a model's shorter budgets cost the study: their branches' own seconds (read off
+    the first decoding and test set of its curve, where every branch appears once)."""
+    points = next(iter(next(iter(entry.get("curve", {}).values()), {}).values()), [])
+    return sum(seed.get("own_seconds") or 0.0 for point in points if point["budget"] != 1.0
+               for seed in point["seeds"].values())
 
 
 def _setting(family: Any, jobs: list[Job], quick: bool, steps: int, train_size: int,

@@ -7,6 +7,11 @@
                                                       a finding, seed by seed
     {kind: well_formed, models: {mdm: topk, ar: greedy}, bar: 0.95}
                                                       the answer's form learned
+    {kind: reach, a: mdm/topk, b: ar/greedy, thresholds: [0.5, 0.9]}
+                                                      families with budgets: the compute
+                                                      each needs to reach each accuracy,
+                                                      A = log10(C_b / C_a), who leads at
+                                                      each budget and where they cross
 
 A reference is MODEL/DECODING, read on the family's held-out test set ("test"). A
 compare verdict is listed when both of its models were trained (or `always: true`); a
@@ -15,6 +20,7 @@ verdict may be limited to some `families`.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 TIE = 0.02  # an accuracy difference within 2 points on a seed is a tie
@@ -106,6 +112,83 @@ def well_formed(fam: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
         f"{n.upper()} {100 * v:.1f}% well-formed at worst" for n, v in low.items()), "low": low}
 
 
+def reach_flops(points: list[tuple[float, float]], threshold: float) -> tuple[float | None, bool]:
+    """The training FLOPs at which a curve [(flops, accuracy), ...] (ascending compute)
+    first reaches `threshold`: interpolated linearly in log FLOPs between the budgets on
+    either side; (flops, True) when already reached at the smallest budget (an upper
+    bound), (None, False) when never reached."""
+    previous = None
+    for flops, accuracy in points:
+        if accuracy >= threshold:
+            if previous is None:
+                return flops, True
+            (f0, a0), (f1, a1) = previous, (flops, accuracy)
+            share = (threshold - a0) / (a1 - a0)
+            return 10 ** (math.log10(f0) + share * (math.log10(f1) - math.log10(f0))), False
+        previous = (flops, accuracy)
+    return None, False
+
+
+def _flops_text(found: tuple[float | None, bool]) -> str:
+    flops, first = found
+    return "not reached" if flops is None else f"{'≤ ' if first else ''}{flops:.2g} FLOPs"
+
+
+def reach(fam: dict[str, Any], spec: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    """Compute to reach each threshold per seed and on the seed-mean curve, the ratio A, and
+    which model leads at each budget (TIE as in `compare`)."""
+    names = {}
+    curves = {}
+    for side in ("a", "b"):
+        model, _, decoding = spec[side].partition("/")
+        names[side] = spec.get(f"{side}_label", labels.get(model, model))
+        curves[side] = fam["models"].get(model, {}).get("curve", {}).get(decoding, {}).get("test", [])
+    if not curves["a"] or not curves["b"]:
+        return {"verdict": "not measured (no curve for both models)", "thresholds": {}, "leads": []}
+    seeds = sorted(set.intersection(*(set(p["seeds"]) for c in curves.values() for p in c)), key=int)
+
+    def series(side: str, seed: str | None) -> list[tuple[float, float]]:
+        if seed is None:
+            return [(p["flops"]["mean"], p["accuracy"]["mean"]) for p in curves[side] if p["flops"]]
+        return [(p["seeds"][seed]["flops"], p["seeds"][seed]["accuracy"]) for p in curves[side]
+                if p["seeds"][seed]["flops"]]
+
+    thresholds, texts = {}, []
+    for threshold in spec.get("thresholds", [0.5, 0.9]):
+        row: dict[str, Any] = {"seeds": {}}
+        for seed in [*seeds, None]:
+            a, b = reach_flops(series("a", seed), threshold), reach_flops(series("b", seed), threshold)
+            ratio = math.log10(b[0] / a[0]) if a[0] and b[0] and not (a[1] and b[1]) else None
+            cell = {"a": a[0], "a_upper_bound": a[1], "b": b[0], "b_upper_bound": b[1], "A": ratio}
+            if seed is None:
+                row["mean_curve"] = cell
+            else:
+                row["seeds"][seed] = cell
+        thresholds[str(threshold)] = row
+        per_seed = ", ".join("n/a" if c["A"] is None else f"{c['A']:+.2f}" for c in row["seeds"].values())
+        mean = row["mean_curve"]
+        texts.append(f"{100 * threshold:.0f}%: {names['a']} {_flops_text((mean['a'], mean['a_upper_bound']))}"
+                     f", {names['b']} {_flops_text((mean['b'], mean['b_upper_bound']))} (seed-mean "
+                     f"curves); A = log10(C_{names['b']}/C_{names['a']}) per seed: {per_seed}")
+    leads = []
+    for pa, pb in zip(curves["a"], curves["b"]):
+        result = compare({s: pa["seeds"][s] for s in seeds}, {s: pb["seeds"][s] for s in seeds},
+                         names["a"], names["b"])
+        side = ("a" if result["verdict"].startswith(names["a"] + " ahead") else
+                "b" if result["verdict"].startswith(names["b"] + " ahead") else "")
+        leads.append({"budget": pa["budget"], "steps": pa["steps"], "leader": side, **result})
+    lead_text = "; ".join(f"{p['steps']} steps: {names[p['leader']] if p['leader'] else 'no side on every seed'}"
+                          for p in leads)
+    crossing = "the lead changes sides" if _crosses(leads) else "no crossing within the budget"
+    return {"verdict": " | ".join(texts) + f" | ahead on every seed: {lead_text} ({crossing})",
+            "thresholds": thresholds, "leads": leads, "seeds": seeds}
+
+
+def _crosses(leads: list[dict[str, Any]]) -> bool:
+    sides = [p["leader"] for p in leads if p["leader"]]
+    return any(x != y for x, y in zip(sides, sides[1:]))
+
+
 def family_verdicts(study: Any, family: str, fam: dict[str, Any]) -> dict[str, Any]:
     """The study's verdicts for one family's summary: name -> {label, verdict, ...}."""
     labels = {name: entry["label"] for name, entry in fam["models"].items()}
@@ -132,6 +215,10 @@ def family_verdicts(study: Any, family: str, fam: dict[str, Any]) -> dict[str, A
             result = compare(per_seed(fam, spec["a"]), per_seed(fam, spec["b"]),
                              spec.get("a_label", labels.get(a_model, a_model)),
                              spec.get("b_label", labels.get(b_model, b_model)))
+        elif kind == "reach":
+            if not {spec["a"].split("/")[0], spec["b"].split("/")[0]} <= present:
+                continue
+            result = reach(fam, spec, labels)
         elif kind == "bars":
             if not {bar["model"].split("/")[0] for bar in spec["bars"]} <= present:
                 continue

@@ -115,6 +115,11 @@ class Task(abc.ABC):
         """What accuracy is broken down by, from the input alone (e.g. `{"pd": 3}`): field
         names lower_snake_case, values ints or strings without `=` and `,`."""
 
+    def chance(self, problem: Any) -> float | None:
+        """The probability that a uniformly random answer of the answer's form is correct
+        (a baseline reports state beside accuracy), or None where the task does not say."""
+        return None
+
     def group(self, problem: Any) -> str:
         """The breakdown as metrics.json and predictions.jsonl write it (`"pd=3"`)."""
         from dvar.metrics import format_group

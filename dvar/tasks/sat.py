@@ -403,6 +403,14 @@ class SatTask(Task):
         )
         return {"correct": satisfied}
 
+    def chance(self, problem: SatProblem) -> float:
+        """The share of the 2^n assignments that satisfy the formula (1/2^n when the
+        solution is unique, as the generator plants it)."""
+        n = problem.num_vars
+        hits = sum(self.verify(problem, format_assignment([bool(bits >> k & 1) for k in range(n)]))
+                   for bits in range(1 << n))
+        return hits / (1 << n)
+
     def breakdown(self, problem: SatProblem) -> dict[str, int | str]:
         return {"vars": problem.num_vars}
 
