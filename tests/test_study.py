@@ -388,3 +388,17 @@ def test_reach_interpolates_in_log_compute():
     assert not first and flops == pytest.approx(10 ** 13.5)
     assert reach_flops(curve, 0.1) == (1e12, True)  # at or before the smallest budget
     assert reach_flops(curve, 0.9) == (None, False)
+
+
+def test_paper_cpu_record_rebuilds_the_same_report(paper_cpu, tmp_path):
+    """`dvar study record` copies what is committed; the report rebuilt from the copy alone
+    has the same tables and verdicts (the wall-time line aside)."""
+    selection = ["--only", "countdown", "--seeds", "0", "--steps", "16"]
+    dest = tmp_path / "record"
+    assert main(["study", "record", "paper-cpu", "--out", str(paper_cpu), "--to", str(dest), *selection]) == 0
+    assert (dest / "countdown" / "seed0" / "runs" / "mdm" / "model.safetensors").is_file()  # the first seed's model
+    assert not (dest / "countdown" / "seed0" / "runs" / "mdm-s8" / "model.safetensors").exists()
+    assert not (dest / "countdown" / "seed0" / "data" / "train.jsonl").exists()
+    assert main(["study", "summary", "paper-cpu", "--out", str(dest), *selection]) == 0
+    keep = lambda path: [l for l in path.read_text().splitlines() if l and not l.startswith(("Wall", "Paper:"))]
+    assert keep(dest / "results.md") == keep(paper_cpu / "results.md")

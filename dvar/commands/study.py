@@ -41,18 +41,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "DIR/study.json and a plot per family; finished runs and evaluations are reused and a\n"
             "killed run resumes from its last checkpoint. `plan` lists the jobs with their steps,\n"
             "tokens and FLOPs without running anything. `summary` rebuilds the report from what is\n"
-            "on disk. key=value items override the run config of every job (dvar train keys)."),
+            "on disk; `record` copies what a study's record commits (then `summary --out` there). key=value items override the run config of every job (dvar train keys)."),
         epilog="examples:\n  dvar study plan miniature\n  dvar study run miniature --only sudoku --seeds 0,1,2\n"
         "  dvar study run configs/studies/demo.yaml --out demo diffusion.time_weighting=elbo\n"
-        "  dvar study summary miniature --out docs/studies/2026-12-02-reproduce/runs",
+        "  dvar study summary miniature --out docs/studies/2026-12-02-reproduce/runs\n"
+        "  dvar study record paper-cpu --out studies/paper-cpu --to docs/studies/2026-12-04-paper-cpu",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     for action, text in (("run", "data, training, evaluation, report"), ("plan", "the jobs, without running"),
-                         ("summary", "rebuild results.md and study.json from the files under --out")):
+                         ("summary", "rebuild results.md and study.json from the files under --out"),
+                         ("record", "copy what is committed of --out (configs, logs, evaluations, test data, "
+                                    "the first seed's models) to --to")):
         sub = actions.add_parser(action, help=text)
         sub.add_argument("study", help="a study file, or a name under configs/studies/ (e.g. miniature)")
         sub.add_argument("overrides", nargs="*", metavar="key=value")
         add_selection(sub)
+        if action == "record":
+            sub.add_argument("--to", required=True, help="the record folder, e.g. docs/studies/DATE-NAME")
+            sub.add_argument("--max-weights-mb", type=float, default=20.0,
+                             help="models whose weights are larger are left out (default 20)")
         if action == "run":
             sub.add_argument("--workers", type=int, default=0,
                              help="models trained at once, the cores split between them (default: all cores)")
@@ -74,6 +81,13 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "plan":
         jobs = engine.plan(spec, out, args.seeds, overrides=args.overrides, **selection)
         print(engine.format_plan(jobs))
+        return 0
+    if args.action == "record":
+        from dvar.study.record import record
+
+        jobs = engine.plan(spec, out, args.seeds, **selection)
+        counts = record(jobs, out, Path(args.to), args.max_weights_mb)
+        print(f"copied to {args.to}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
         return 0
     if args.action == "summary":
         seeds = args.seeds or list(spec.seeds)
