@@ -114,6 +114,20 @@ class DiffusionConfig:
 
 
 @dataclass
+class ArConfig:
+    """The AR objective's settings (objective=ar)."""
+
+    # Input corruption (Gao et al. 2025, arXiv 2510.04071): during training each
+    # answer-side input token is replaced by MASK with a probability drawn per sequence;
+    # the targets stay the clean next tokens, validation and decoding see clean inputs.
+    input_mask: float = 0.0  # the corruption rate (its largest, under diffusion); 0: off, today's AR
+    # fixed: every sequence at input_mask | diffusion: input_mask * (t+1)/T with
+    # t ~ U{0..T-1}, T = diffusion.steps (at input_mask 1 the MDM's forward process)
+    input_mask_schedule: str = "fixed"
+    mask_prompt: bool = False  # corrupt the prompt's tokens as well (never SEP)
+
+
+@dataclass
 class LoraConfig:
     """LoRA fine-tuning of a pretrained backbone (`model=hf:PATH`), via peft."""
 
@@ -147,6 +161,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     arch: ArchConfig = field(default_factory=ArchConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    ar: ArConfig = field(default_factory=ArConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
@@ -199,6 +214,10 @@ def check_config(cfg: Config, source: str = "config") -> None:
             f"{cfg.objective!r} is {objective.family}; valid: {', '.join(decoder_names(objective.family))}"
         )
     cfg.decode.settings = check_decoder_settings(name, cfg.decode.settings, source)
+    try:  # the objective's own settings (diffusion.*, ar.*), before any data is read
+        objective.from_config(cfg)
+    except ValueError as err:
+        raise ConfigError(f"{source}: {err}") from None
     shape = {k: getattr(cfg.arch, k) for k in ("n_layer", "n_embd", "n_head") if getattr(cfg.arch, k)}
     if any(v < 0 for v in shape.values()):
         raise ConfigError(f"{source}: arch shape must be positive (0: the size's), got {shape}")

@@ -35,7 +35,7 @@ EVAL_DIR = "eval"
 # The settings that define a run: a directory trained with other values is another run.
 # Whole sections (`arch`, `diffusion`) compare every key they hold.
 RUN_SETTINGS = ("task", "objective", "model", "seed", "data.train", "data.answer_order",
-                "train.max_steps", "train.batch_size", "train.lr", "arch", "diffusion")
+                "train.max_steps", "train.batch_size", "train.lr", "arch", "diffusion", "ar")
 
 
 class RunDir:

@@ -122,7 +122,7 @@ def resolve_precision(choice: str, device: torch.device, model: str) -> tuple[st
 def build_tokenizer(cfg: Config) -> Tokenizer:
     path = hf_path(cfg.model)
     if path:
-        return HFTokenizer.from_pretrained(path, mask=objective_class(cfg.objective).uses_mask)
+        return HFTokenizer.from_pretrained(path, mask=objective_class(cfg.objective).needs_mask(cfg))
     return CharTokenizer(cfg.arch.vocab or DEFAULT_CHARS)
 
 

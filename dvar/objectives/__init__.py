@@ -51,6 +51,11 @@ class Objective(abc.ABC):
     uses_mask: ClassVar[bool] = False  # needs a MASK token (a pretrained tokenizer gets one added)
 
     @classmethod
+    def needs_mask(cls, cfg: Config) -> bool:
+        """Whether a run with `cfg` needs a MASK token (`uses_mask`, or a setting's)."""
+        return cls.uses_mask
+
+    @classmethod
     def from_config(cls, cfg: Config, mask_id: int | None = None) -> Objective:
         """The objective a run config describes; `mask_id`: the tokenizer's MASK (None:
         dvar's). An objective without settings is its defaults; one with settings reads
