@@ -38,12 +38,12 @@ def miniature(tmp_path_factory, one_thread):
 
 def test_every_shipped_study_plans(capsys):
     shipped = sorted(p.stem for p in STUDIES.glob("*.yaml"))
-    assert {"demo", "miniature", "answer-orders", "paper-gpu"} <= set(shipped)
+    assert {"demo", "miniature", "answer-orders", "paper-gpu", "paper-cpu", "controls"} <= set(shipped)
     for name in shipped:
         study = engine.load_study(name)
         roles = sorted({m.role for f in study.families for m in f.models})
         jobs = engine.plan(study, "unused", roles=roles)
-        expected = sum(len(f.models) for f in study.families) * len(study.seeds)
+        expected = sum(len(f.models) * len(f.budgets) for f in study.families) * len(study.seeds)
         assert len(jobs) == expected, name
         capsys.readouterr()
         assert main(["study", "plan", name, "--roles", ",".join(roles)]) == 0
