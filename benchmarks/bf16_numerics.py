@@ -33,7 +33,8 @@ from dvar.cli import main as dvar_main  # noqa: E402
 from dvar.config import load_config  # noqa: E402
 from dvar.data import read_examples  # noqa: E402
 from dvar.evaluate import evaluate, load_run  # noqa: E402
-from dvar.trainer import LOG_FILE, EVAL_LOG_FILE, cpu_bf16_flags, train  # noqa: E402
+from dvar.precision import cpu_bf16_flags  # noqa: E402
+from dvar.trainer import EVAL_LOG_FILE, LOG_FILE, train  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16")
 METRICS = ("final_loss", "val_loss", "accuracy")

@@ -45,7 +45,6 @@ a `tiny` MDM (random weights unless `--decode-run` names a trained run).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import dataclasses
 import json
@@ -70,7 +69,8 @@ from dvar.model import SIZES, Transformer, model_config  # noqa: E402
 from dvar.objectives import Batch, get_objective, make_batch  # noqa: E402
 from dvar.tasks import get_task  # noqa: E402
 from dvar.tokenizer import MASK_ID, CharTokenizer  # noqa: E402
-from dvar.trainer import cpu_bf16_flags, make_optimizer  # noqa: E402
+from dvar.precision import cpu_bf16_flags  # noqa: E402
+from dvar.trainer import make_optimizer  # noqa: E402
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 SMALL = os.environ.get("DVAR_BENCH_SMALL") == "1"  # seconds instead of minutes (tests)

@@ -63,7 +63,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # clip the gradient's global norm to this; 0: no clipping
     # auto | fp32 | bf16 | fp16. auto: bf16 on GPUs that have it and on CPUs with native bf16
     # matrix units (AMX, AVX512-BF16, Arm BF16/SME) for dvar's own model, else fp32
-    # (dvar.trainer.resolve_precision); config.yaml records the resolved choice.
+    # (dvar.precision.resolve_precision); config.yaml records the resolved choice.
     precision: str = "auto"
     log_every: int = 10  # a train_log.jsonl row (loss, lr, tokens/s) every N steps
     # auto: a progress bar on a terminal, else a log line every log_every steps | bar |

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import dvar.trainer
+import dvar.precision
 from dvar.cli import main
 from dvar.config import load_config
 from dvar.data import read_examples
@@ -21,7 +21,8 @@ from dvar.model import Transformer, model_config
 from dvar.objectives import get_objective, make_batch
 from dvar.tasks import get_task
 from dvar.tokenizer import CharTokenizer
-from dvar.trainer import _train, cpu_bf16_flags, resolve_precision, train
+from dvar.precision import cpu_bf16_flags, resolve_precision
+from dvar.trainer import _train, train
 
 CPU = torch.device("cpu")
 
@@ -58,7 +59,7 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
 @pytest.mark.parametrize("flags, expected", [(["amx_bf16"], "bf16"), ([], "fp32")])
 def test_auto_follows_the_cpu_flags_and_is_recorded(tmp_path, data, monkeypatch, flags, expected,
                                                     capsys):
-    monkeypatch.setattr(dvar.trainer, "cpu_bf16_flags", lambda: flags)
+    monkeypatch.setattr(dvar.precision, "cpu_bf16_flags", lambda: flags)
     assert resolve_precision("auto", CPU, "tiny")[0] == expected
     assert resolve_precision("auto", CPU, "hf:some/model")[0] == "fp32"  # its CPU attention is slow in bf16
     for explicit in ("fp32", "bf16"):  # explicit choices stay what they say

@@ -23,9 +23,8 @@ A batch is a dict of LongTensors: `input_ids` B x L (layout of
 from __future__ import annotations
 
 import abc
-import dataclasses
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn as nn
