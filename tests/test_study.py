@@ -4,6 +4,7 @@ the `dvar reproduce` and `dvar demo` aliases too), resuming, summaries, verdicts
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -422,3 +423,23 @@ def test_paper_cpu_record_rebuilds_the_same_report(paper_cpu, tmp_path):
     assert main(["study", "summary", "paper-cpu", "--out", str(dest), *selection]) == 0
     keep = lambda path: [l for l in path.read_text().splitlines() if l and not l.startswith(("Wall", "Paper:"))]
     assert keep(dest / "results.md") == keep(paper_cpu / "results.md")
+
+
+def test_reach_states_a_bound_where_only_one_side_reaches():
+    from dvar.study.verdicts import reach
+
+    def point(budget, flops, accuracies):
+        return {"budget": budget, "steps": int(8 * budget), "flops": {"mean": flops},
+                "accuracy": {"mean": sum(accuracies) / len(accuracies)},
+                "seeds": {str(i): {"accuracy": a, "flops": flops} for i, a in enumerate(accuracies)}}
+
+    fam = {"models": {
+        "mdm": {"curve": {"topk": {"test": [point(0.5, 1e12, [0.1, 0.1]), point(1, 2e12, [0.3, 0.2])]}}},
+        "ar": {"curve": {"greedy": {"test": [point(0.5, 1e12, [0.4, 0.4]), point(1, 2e12, [0.6, 0.7])]}}}}}
+    result = reach(fam, {"a": "mdm/topk", "b": "ar/greedy", "thresholds": [0.5]}, {"mdm": "MDM", "ar": "AR"})
+    seed0 = result["thresholds"]["0.5"]["seeds"]["0"]
+    assert seed0["a"] is None and seed0["b"] == pytest.approx(math.sqrt(2) * 1e12)  # halfway in log FLOPs
+    # AR reached 50% at 1.41e12 FLOPs, the MDM not by 2e12: A = log10(C_AR / C_MDM) < log10(1.41e12 / 2e12)
+    assert seed0["A_bound"][0] == "<" and seed0["A_bound"][1] == pytest.approx(-0.5 * math.log10(2))
+    assert "per seed: < -0.15, < -0.20" in result["verdict"]  # seed 1: 0.4 -> 0.7, a third of the way
+    assert [lead["leader"] for lead in result["leads"]] == ["b", "b"]

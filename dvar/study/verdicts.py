@@ -159,13 +159,16 @@ def reach(fam: dict[str, Any], spec: dict[str, Any], labels: dict[str, str]) -> 
         for seed in [*seeds, None]:
             a, b = reach_flops(series("a", seed), threshold), reach_flops(series("b", seed), threshold)
             ratio = math.log10(b[0] / a[0]) if a[0] and b[0] and not (a[1] and b[1]) else None
-            cell = {"a": a[0], "a_upper_bound": a[1], "b": b[0], "b_upper_bound": b[1], "A": ratio}
+            cell = {"a": a[0], "a_upper_bound": a[1], "b": b[0], "b_upper_bound": b[1], "A": ratio,
+                    "A_bound": _bound(a[0], b[0], series("a", seed), series("b", seed))}
             if seed is None:
                 row["mean_curve"] = cell
             else:
                 row["seeds"][seed] = cell
         thresholds[str(threshold)] = row
-        per_seed = ", ".join("n/a" if c["A"] is None else f"{c['A']:+.2f}" for c in row["seeds"].values())
+        per_seed = ", ".join(f"{c['A']:+.2f}" if c["A"] is not None else
+                             f"{c['A_bound'][0]} {c['A_bound'][1]:+.2f}" if c["A_bound"] else "n/a"
+                             for c in row["seeds"].values())
         mean = row["mean_curve"]
         texts.append(f"{100 * threshold:.0f}%: {names['a']} {_flops_text((mean['a'], mean['a_upper_bound']))}"
                      f", {names['b']} {_flops_text((mean['b'], mean['b_upper_bound']))} (seed-mean "
@@ -182,6 +185,16 @@ def reach(fam: dict[str, Any], spec: dict[str, Any], labels: dict[str, str]) -> 
     crossing = "the lead changes sides" if _crosses(leads) else "no crossing within the budget"
     return {"verdict": " | ".join(texts) + f" | ahead on every seed: {lead_text} ({crossing})",
             "thresholds": thresholds, "leads": leads, "seeds": seeds}
+
+
+def _bound(a: float | None, b: float | None, series_a: list, series_b: list) -> tuple[str, float] | None:
+    """Where one side reaches the threshold and the other does not within its budget: A is
+    below (or above) log10 of the reached side's compute over the other's largest."""
+    if a is None and b is not None and series_a:
+        return ("<", math.log10(b / series_a[-1][0]))
+    if b is None and a is not None and series_b:
+        return (">", math.log10(series_b[-1][0] / a))
+    return None
 
 
 def _crosses(leads: list[dict[str, Any]]) -> bool:
