@@ -10,26 +10,20 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dvar.cli import main
-from dvar.config import ConfigError, load_config
+import test_trainer
+
+from dvar.config import ConfigError
 from dvar.schedule import decay_start, lr_factor
 from dvar.trainer import train
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    assert main(["generate", "sudoku", "--size", "4", "--n", "96", "--seed", "0",
-                 "--out", str(root / "train.jsonl"), "--workers", "1"]) == 0
-    return root / "train.jsonl"
+data = test_trainer.data  # the fixture: 96 4x4 puzzles
 
 
 def config(data: Path, out: Path, *extra: str):
-    return load_config(None, [
-        "task=sudoku", "model=micro", f"data.train={data}", f"out_dir={out}", "data.valid_size=16",
-        "train.batch_size=8", "train.lr=3e-3", "train.log_every=1", "train.eval_size=0",
-        "train.warmup_steps=2", "train.schedule=wsd", "decode.batch_size=8", "arch.dropout=0.1", *extra,
-    ])
+    """test_trainer's tiny 4x4 Sudoku run, on the wsd schedule."""
+    return test_trainer.config(data, out, "train.eval_size=0", "train.warmup_steps=2", "train.schedule=wsd",
+                          "arch.dropout=0.1", *extra)
 
 
 def test_wsd_is_warm_up_then_constant_then_a_linear_decay_to_the_floor():
