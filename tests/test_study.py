@@ -443,3 +443,25 @@ def test_reach_states_a_bound_where_only_one_side_reaches():
     assert seed0["A_bound"][0] == "<" and seed0["A_bound"][1] == pytest.approx(-0.5 * math.log10(2))
     assert "per seed: < -0.15, < -0.20" in result["verdict"]  # seed 1: 0.4 -> 0.7, a third of the way
     assert [lead["leader"] for lead in result["leads"]] == ["b", "b"]
+
+
+def test_the_committed_paper_cpu_record_summarises_to_its_results(tmp_path):
+    """docs/studies/2026-12-04-paper-cpu, rebuilt from its own files, gives its committed
+    results.md, and every curve point is the accuracy of the metrics file it names."""
+    if engine.spec.public_dir() is None:
+        pytest.skip("../shared/testsets is not beside the checkout (its public rows are part of the table)")
+    record = ROOT / "docs" / "studies" / "2026-12-04-paper-cpu"
+    out = tmp_path / "record"
+    shutil.copytree(record, out, ignore=shutil.ignore_patterns("*.safetensors", "*.png"))
+    assert main(["study", "summary", "paper-cpu", "--out", str(out), "--only", "countdown,sat"]) == 0
+    assert (out / "results.md").read_text() == (record / "results.md").read_text()
+    summary = json.loads((out / "study.json").read_text())
+    points = 0
+    for family in summary["families"].values():
+        for model in family["models"].values():
+            for stems in model["curve"].values():
+                for point in stems["test"]:
+                    for seed in point["seeds"].values():
+                        assert seed["accuracy"] == json.loads(Path(seed["metrics"]).read_text())["accuracy"]
+                        points += 1
+    assert points == 2 * 4 * 4 * 3  # 2 families x (3 MDM decodings + AR) x 4 budgets x 3 seeds
