@@ -445,9 +445,10 @@ def test_reach_states_a_bound_where_only_one_side_reaches():
     assert [lead["leader"] for lead in result["leads"]] == ["b", "b"]
 
 
-def test_the_committed_paper_cpu_record_summarises_to_its_results(tmp_path):
+def test_the_committed_paper_cpu_record_summarises_to_its_results(tmp_path, monkeypatch):
     """docs/studies/2026-12-04-paper-cpu, rebuilt from its own files, gives its committed
     results.md, and every curve point is the accuracy of the metrics file it names."""
+    monkeypatch.delenv("DVAR_TESTSETS", raising=False)  # the real public sets (a fixture may point elsewhere)
     if engine.spec.public_dir() is None:
         pytest.skip("../shared/testsets is not beside the checkout (its public rows are part of the table)")
     record = ROOT / "docs" / "studies" / "2026-12-04-paper-cpu"
