@@ -73,9 +73,14 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        if int(old.name.split("-")[1]) not in pinned:
+        if checkpoint_step(old) not in pinned:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The step of checkpoint directory `step-00000100` (100)."""
+    return int(Path(path).name.split("-")[1])
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
@@ -84,7 +89,7 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     if not root.is_dir():
         return []
     found = [p for p in root.glob("step-*") if (p / "state.json").is_file()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+    return sorted(found, key=checkpoint_step)
 
 
 def load_checkpoint(

@@ -34,7 +34,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from dvar.batches import DataOrder, EncodedData, Tokenizer, encode, new_problems, split_valid
-from dvar.checkpoint import load_checkpoint, save_checkpoint
+from dvar.checkpoint import checkpoint_step, load_checkpoint, save_checkpoint
 from dvar.config import Config, ConfigError, check_config, save_config, to_dict
 from dvar.data import read_examples, written_answers
 from dvar.evaluate import Run, build_objective, evaluate
@@ -290,7 +290,7 @@ def _set_up(cfg: Config) -> _Session:
         if d.main:
             print(f"{'resuming' if resumed else 'branching'} {run.path} from {start_from}")
             if not resumed:
-                _copy_logs(start_from.parent.parent, run.path, step)
+                _copy_logs(start_from.parent.parent, run.path)
             _truncate_logs(run.path, step)
     elif d.main:
         run.path.mkdir(parents=True, exist_ok=True)
@@ -478,14 +478,14 @@ def _branch_checkpoint(cfg: Config) -> Path:
         point = branch_point(to_dict(held), to_dict(dataclasses.replace(cfg, resume=False)), str(trunk.path))
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    found = [p for p in trunk.checkpoints() if int(p.name.split("-")[1]) == point]
+    found = [p for p in trunk.checkpoints() if checkpoint_step(p) == point]
     if not found:
         raise ConfigError(f"train.branch_from={trunk.path} holds no checkpoint at step {point} (this run's "
                           f"decay start): train the trunk with {point} in its train.save_at")
     return found[0]
 
 
-def _copy_logs(trunk: Path, out: Path, step: int) -> None:
+def _copy_logs(trunk: Path, out: Path) -> None:
     """A branch's logs start as its trunk's (truncated to the branch point by the caller)."""
     out.mkdir(parents=True, exist_ok=True)
     for name in (LOG_FILE, EVAL_LOG_FILE):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 RESULTS = "results.md"
@@ -121,28 +121,25 @@ def family_markdown(fam: dict[str, Any], family: str, seeds: list[int], summary_
 def _extra_scoring(fam: dict[str, Any], seeds: list[int]) -> list[str]:
     """Further verdicts a task reports (countdown: `accuracy_reference`, the reference's
     looser checker), per model, decoding and test set."""
-    rows, names = [], set()
+    from dvar.study.summary import stats
+
+    rows = []
     for entry in fam["models"].values():
         for key, tests in entry["decodings"].items():
             for stem, slot in tests.items():
                 extra = sorted({k for s in slot["seeds"].values() for k in s if k.startswith("accuracy_")})
-                names.update(extra)
                 for name in extra:
                     values = [slot["seeds"][str(s)].get(name) for s in seeds if str(s) in slot["seeds"]]
                     cells = [pct(slot["seeds"][str(s)].get(name)) if str(s) in slot["seeds"] else "–" for s in seeds]
                     shown = [v for v in values if v is not None]
                     rows.append(f"| {name.removeprefix('accuracy_')} | {stem} | {entry['label']} | {key} | "
-                                + " | ".join(cells) + f" | {spread(_stats(shown)) if shown else '–'} |")
+                                + " | ".join(cells) + f" | {spread(stats(shown)) if shown else '–'} |")
     if not rows:
         return []
     return ["", "Other scorings the task reports (`reference`: the reference's own checker, looser than "
             "dvar's), beside the strict accuracy above:", "",
             "| scoring | test set | model | decoding | " + " | ".join(f"seed {s}" for s in seeds)
             + " | mean (min–max) |", "|---|---|---|---|" + "---|" * len(seeds) + "---|", *rows]
-
-
-def _stats(values: list[float]) -> dict[str, float]:
-    return {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
 
 
 def curve_markdown(fam: dict[str, Any], seeds: list[int]) -> list[str]:

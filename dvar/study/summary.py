@@ -161,23 +161,33 @@ def collect(study: Study, out: str | Path, seeds: list[int], only: list[str] | N
                 "overrides": [f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
                               for k, v in flatten(model.run).items()],
                 "decodings": {}, "compute": {}}
-            if family.curve:
-                entry["curve"] = _curve(model_jobs)
+            held_out = {data for job in model_jobs if job.budget != 1.0 for data, _ in job.tests}
+            points: dict[str, dict[str, dict[float, dict[str, Any]]]] = {}  # decoding -> stem -> budget
             for job in model_jobs:
-                if job.budget != 1.0:  # a point of the curve only
-                    continue
-                entry["compute"][str(job.seed)] = run_compute(job.run_dir)
+                compute = run_compute(job.run_dir)
+                if job.budget == 1.0:  # a branch is a point of the curve only
+                    entry["compute"][str(job.seed)] = compute
                 for data_file, decodings in job.tests:
                     for decoding in decodings:
                         metrics_file = RunDir(job.run_dir).eval_dir(data_file, decoding.name) / "metrics.json"
                         found = _evaluation(metrics_file, job, decoding)
-                        if found:
+                        if not found:
+                            continue
+                        stem = Path(data_file).stem
+                        if job.budget == 1.0:
                             tests = entry["decodings"].setdefault(decoding.name, {})
-                            tests.setdefault(Path(data_file).stem, {"seeds": {}})["seeds"][str(job.seed)] = found
+                            tests.setdefault(stem, {"seeds": {}})["seeds"][str(job.seed)] = found
+                        if data_file in held_out:
+                            point = points.setdefault(decoding.name, {}).setdefault(stem, {}).setdefault(
+                                job.budget, {"budget": job.budget, "steps": job.config.train.max_steps,
+                                             "seeds": {}})
+                            point["seeds"][str(job.seed)] = _curve_point(job, found, compute)
             for name, tests in entry["decodings"].items():
                 entry["decodings"][name] = dict(sorted(tests.items()))
                 for slot in tests.values():
                     _aggregate(slot)
+            if family.curve:
+                entry["curve"] = _curve(points)
             fam["models"][model.name] = entry
         fam["chance"] = _chance(family, family_jobs)
         fam["verdicts"] = family_verdicts(study, family.name, fam)
@@ -185,45 +195,31 @@ def collect(study: Study, out: str | Path, seeds: list[int], only: list[str] | N
     return summary
 
 
-def _curve(jobs: list[Job]) -> dict[str, Any]:
-    """decoding -> held-out test stem -> one point per budget: {budget, steps, seeds:
-    {seed: {accuracy, by, flops, tokens, train_seconds, own_seconds, metrics}}, accuracy,
-    flops, by}. A branch's compute (compute.json) is its whole budget's, trunk steps
-    included, as if trained alone; own_seconds is what the branch itself took (its decay)."""
-    from dvar.metrics import group_sort_key
+def _curve_point(job: Job, found: dict[str, Any], compute: dict[str, Any]) -> dict[str, Any]:
+    """One seed's point of a curve. Its compute is compute.json's: a branch's whole budget,
+    trunk steps included, as if trained alone; own_seconds is the job's own wall time (a
+    branch: its decay)."""
     from dvar.rundir import RunDir
 
-    held_out = {data for job in jobs if job.budget != 1.0 for data, _ in job.tests}  # every budget's tests
-    points: dict[str, dict[str, dict[float, dict[str, Any]]]] = {}
-    for job in jobs:
-        compute = RunDir(job.run_dir).compute() or {}
-        own = run_compute(job.run_dir).get("train_seconds")  # this job's own wall time (a branch: its decay)
-        for data_file, decodings in job.tests:
-            if data_file not in held_out:
-                continue
-            for decoding in decodings:
-                found = _evaluation(RunDir(job.run_dir).eval_dir(data_file, decoding.name) / "metrics.json",
-                                    job, decoding)
-                if not found:
-                    continue
-                point = points.setdefault(decoding.name, {}).setdefault(Path(data_file).stem, {}).setdefault(
-                    job.budget, {"budget": job.budget, "steps": job.config.train.max_steps, "seeds": {}})
-                point["seeds"][str(job.seed)] = {
-                    "accuracy": found["accuracy"], "by": found["by"], "flops": compute.get("flops"),
-                    "tokens": compute.get("tokens"), "train_seconds": compute.get("train_seconds"),
-                    "own_seconds": own, "metrics": found["metrics"]}
+    recorded = RunDir(job.run_dir).compute() or {}
+    return {"accuracy": found["accuracy"], "well_formed": found["well_formed"], "by": found["by"],
+            "flops": recorded.get("flops"), "tokens": recorded.get("tokens"),
+            "train_seconds": recorded.get("train_seconds"), "own_seconds": compute.get("train_seconds"),
+            "metrics": found["metrics"]}
+
+
+def _curve(points: dict[str, dict[str, dict[float, dict[str, Any]]]]) -> dict[str, Any]:
+    """decoding -> held-out test stem -> one point per budget, ascending: {budget, steps,
+    seeds: {seed: `_curve_point`}, accuracy, well_formed, by (as `_aggregate`), flops}."""
     curve: dict[str, Any] = {}
     for name, stems in points.items():
         curve[name] = {}
         for stem, by_budget in sorted(stems.items()):
             rows = [by_budget[b] for b in sorted(by_budget)]
             for row in rows:
-                seeds = row["seeds"].values()
-                row["accuracy"] = stats([s["accuracy"] for s in seeds])
-                flops = [s["flops"] for s in seeds if s["flops"]]
+                _aggregate(row)
+                flops = [s["flops"] for s in row["seeds"].values() if s["flops"]]
                 row["flops"] = stats(flops) if flops else None
-                keys = sorted({k for s in seeds for k in s["by"]}, key=group_sort_key)
-                row["by"] = {k: stats([s["by"][k] for s in seeds if k in s["by"]]) for k in keys}
             curve[name][stem] = rows
     return curve
 

@@ -177,8 +177,8 @@ def reach(fam: dict[str, Any], spec: dict[str, Any], labels: dict[str, str]) -> 
     for pa, pb in zip(curves["a"], curves["b"]):
         result = compare({s: pa["seeds"][s] for s in seeds}, {s: pb["seeds"][s] for s in seeds},
                          names["a"], names["b"])
-        side = ("a" if result["verdict"].startswith(names["a"] + " ahead") else
-                "b" if result["verdict"].startswith(names["b"] + " ahead") else "")
+        diffs = result["diffs"]
+        side = "a" if diffs and all(d > TIE for d in diffs) else "b" if diffs and all(d < -TIE for d in diffs) else ""
         leads.append({"budget": pa["budget"], "steps": pa["steps"], "leader": side, **result})
     lead_text = "; ".join(f"{p['steps']} steps: {names[p['leader']] if p['leader'] else 'no side on every seed'}"
                           for p in leads)
