@@ -36,13 +36,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "A study is a YAML file (configs/studies/: demo, miniature, answer-orders, paper-cpu,\n"
             "paper-gpu, controls, or your own; docs/studies.md has its keys): task families with\n"
-            "their data, models, decodings, seeds, budgets and verdicts. `run` generates the data, trains and evaluates every\n"
-            "job with the functions `dvar train` and `dvar eval` call, then writes DIR/results.md,\n"
-            "DIR/study.json and a plot per family; finished runs and evaluations are reused and a\n"
-            "killed run resumes from its last checkpoint. `plan` lists the jobs with their steps,\n"
-            "tokens and FLOPs without running anything. `summary` rebuilds the report from what is\n"
-            "on disk; `record` copies what a study's record commits (then `summary --out` there).\n"
-            "key=value items override the run config of every job (dvar train keys)."),
+            "their data, models, decodings, seeds, budgets and verdicts. `run` generates the data,\n"
+            "trains and evaluates every job with the functions `dvar train` and `dvar eval` call,\n"
+            "then writes DIR/results.md, DIR/study.json and a plot per family; finished runs and\n"
+            "evaluations are reused and a killed run resumes from its last checkpoint. `plan` lists\n"
+            "the jobs with their steps, tokens and FLOPs without running anything. `summary`\n"
+            "rebuilds the report from what is on disk; `record` copies what a study's record\n"
+            "commits (then `summary --out` there). key=value items override the run config of every\n"
+            "job (dvar train keys)."),
         epilog="examples:\n  dvar study plan miniature\n  dvar study run miniature --only sudoku --seeds 0,1,2\n"
         "  dvar study run configs/studies/demo.yaml --out demo diffusion.time_weighting=elbo\n"
         "  dvar study summary miniature --out docs/studies/2026-12-02-reproduce/runs\n"
