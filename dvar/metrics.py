@@ -102,6 +102,12 @@ def _tally(verdicts: Sequence[dict[str, bool]]) -> dict[str, Any]:
     return out
 
 
+def mean_defined(values: Sequence[float | None]) -> float | None:
+    """The mean of the values that are not None; None if there are none."""
+    defined = [value for value in values if value is not None]
+    return sum(defined) / len(defined) if defined else None
+
+
 def format_table(summary: dict[str, Any], title: str = "") -> str:
     """A short human-readable table of a summary."""
     extras = [k for k in summary if k.startswith("accuracy_")]

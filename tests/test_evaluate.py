@@ -51,6 +51,17 @@ def test_micro_mdm_learns_4x4_sudoku_and_eval_scores_it(tmp_path, sudoku4, capsy
     # 10 steps per batch of at most 64 problems: 4 batches.
     assert metrics["decoder"] == "topk" and metrics["steps"] == 10 and metrics["nfe"] == 40
     assert sum(g["n"] for g in metrics["by"].values()) == 200
+    # Blank cells right, recounted from the predictions against the gold grids: overall and
+    # per group; a solved puzzle has all of them.
+    def blanks_right(rs):
+        shares = [sum(r["predict"][i:i + 1] == r["output"][i] for i, ch in enumerate(r["input"]) if ch == "0")
+                  / r["input"].count("0") for r in rs]
+        return sum(shares) / len(shares)
+    assert metrics["partial_credit_label"] == "blank cells right"
+    assert metrics["partial_credit"] == pytest.approx(blanks_right(rows))
+    assert metrics["accuracy"] <= metrics["partial_credit"] <= 1
+    for key, stats in metrics["by"].items():
+        assert stats["partial_credit"] == pytest.approx(blanks_right([r for r in rows if r["group"] == key]))
 
 
 def test_ar_run_decodes_greedily_through_eval(tmp_path, sudoku4):

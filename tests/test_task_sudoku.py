@@ -253,6 +253,36 @@ def test_judge_on_digit_soup_agrees_with_independent_check(chars: list[str]) -> 
     assert TASK.verify(puzzle, answer) == expected
 
 
+@settings(deadline=None, max_examples=20)
+@given(seed=seeds, wrong=st.integers(min_value=0, max_value=81), data=st.data())
+def test_partial_credit_counts_the_blank_cells_right(seed: int, wrong: int, data) -> None:
+    """Blank cells right, against the gold solution: k wrong digits among b blanks score
+    (b - k) / b whatever the givens say; a cut-off answer scores its missing cells wrong."""
+    record = sample(seed)
+    puzzle = TASK.parse_input(record["input"])
+    gold = record["output"]
+    blanks = [cell for cell, ch in enumerate(record["input"]) if ch == "0"]
+    assert TASK.partial_credit(puzzle, gold) == 1.0
+    assert TASK.partial_credit(puzzle, record["input"]) == 0.0  # blanks left blank
+    changed = data.draw(st.sets(st.sampled_from(blanks), max_size=min(wrong, len(blanks))))
+    answer = list(gold)
+    for cell in changed:
+        answer[cell] = str(int(gold[cell]) % 9 + 1)
+    assert TASK.partial_credit(puzzle, "".join(answer)) == pytest.approx(
+        (len(blanks) - len(changed)) / len(blanks))
+    cut = data.draw(st.integers(min_value=0, max_value=81))
+    assert TASK.partial_credit(puzzle, gold[:cut]) == pytest.approx(
+        sum(cell < cut for cell in blanks) / len(blanks))
+
+
+@settings(deadline=None, max_examples=200)
+@given(answer=st.text())
+def test_partial_credit_never_raises_on_arbitrary_text(answer: str) -> None:
+    puzzle = TASK.parse_input(TASK.example["input"])
+    assert 0.0 <= TASK.partial_credit(puzzle, answer) <= 1.0
+    assert TASK.partial_credit(TASK.parse_input(TASK.example["output"]), answer) is None  # no blanks
+
+
 def relabel(solution: str, rng: random.Random) -> str:
     size = math.isqrt(len(solution))
     labels = list(range(1, size + 1))

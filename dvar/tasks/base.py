@@ -115,6 +115,16 @@ class Task(abc.ABC):
         """What accuracy is broken down by, from the input alone (e.g. `{"pd": 3}`): field
         names lower_snake_case, values ints or strings without `=` and `,`."""
 
+    # What `partial_credit` measures, as a report's label ("" where the task has none).
+    partial_credit_label = ""
+
+    def partial_credit(self, problem: Any, answer: str) -> float | None:
+        """The share of the answer's units that are right, in [0, 1], for untrusted text:
+        how far a model that solves none of the problems has got (Sudoku: the blank cells
+        filled with the solution's digit). None where the task has no such measure (the
+        default). Must never raise."""
+        return None
+
     def chance(self, problem: Any) -> float | None:
         """The probability that a uniformly random answer of the answer's form is correct
         (a baseline reports state beside accuracy), or None where the task does not say."""

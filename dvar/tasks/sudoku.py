@@ -216,6 +216,11 @@ def solve_grid(grid: Sequence[int]) -> tuple[int, ...] | None:
     return tuple(_DIGIT_OF_BIT[m] for m in found[0]) if found else None
 
 
+@functools.lru_cache(maxsize=4096)
+def _cached_solution(grid: tuple[int, ...]) -> tuple[int, ...] | None:
+    return solve_grid(grid)
+
+
 def solver_order(grid: Sequence[int]) -> list[int] | None:
     """The blank cells in the order the solver fixes them: singles to a fixpoint, then MRV
     search, each guess followed by its propagation; the trail of the first branch that
@@ -573,6 +578,21 @@ class SudokuTask(Task):
 
     def breakdown(self, problem: SudokuPuzzle) -> dict[str, int | str]:
         return {"givens": problem.givens}
+
+    partial_credit_label = "blank cells right"
+
+    def partial_credit(self, problem: SudokuPuzzle, answer: str) -> float | None:
+        """The share of the puzzle's blank cells whose character in `answer` is the
+        solution's digit (a short or malformed answer scores its missing cells wrong);
+        None for a puzzle without blanks or without a solution. The solution is the
+        solver's: the only one for generated and public puzzles, which are unique."""
+        blanks = [cell for cell, value in enumerate(problem.grid) if not value]
+        solution = _cached_solution(problem.grid)
+        if not blanks or solution is None:
+            return None
+        text = answer.strip() if isinstance(answer, str) else ""
+        right = sum(cell < len(text) and text[cell] == str(solution[cell]) for cell in blanks)
+        return right / len(blanks)
 
     # ------------------------------------------------------------------ analysis
     def answer_grid(self, problem: SudokuPuzzle) -> tuple[int, int]:
