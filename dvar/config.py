@@ -99,6 +99,11 @@ class ArchConfig:
     n_layer: int = 0  # transformer blocks of `model`; 0: the size's own
     n_embd: int = 0  # width of `model`'s residual stream, a multiple of n_head; 0: the size's own
     n_head: int = 0  # attention heads of `model`; 0: the size's own
+    # N > 0: learned positions start out structured for an `N x N grid SEP N x N grid`
+    # sequence (Sudoku's input SEP output): a cell's vector is the sum of its row's, its
+    # column's and its box's (shared by both grids) and its grid's. An inductive bias for
+    # a lever study, not the paper's model; 0: GPT-2's independent random vectors.
+    grid: int = 0
 
 
 @dataclass
@@ -221,6 +226,9 @@ def check_config(cfg: Config, source: str = "config") -> None:
     shape = {k: getattr(cfg.arch, k) for k in ("n_layer", "n_embd", "n_head") if getattr(cfg.arch, k)}
     if any(v < 0 for v in shape.values()):
         raise ConfigError(f"{source}: arch shape must be positive (0: the size's), got {shape}")
+    if cfg.arch.grid and cfg.model.startswith("hf:"):
+        raise ConfigError(f"{source}: arch.grid structures dvar's own learned positions, not a "
+                          f"pretrained {cfg.model}'s")
     if shape and cfg.model.startswith("hf:"):
         raise ConfigError(f"{source}: arch.{', arch.'.join(shape)} reshape dvar's own sizes, "
                           f"not a pretrained {cfg.model}")

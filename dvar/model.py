@@ -49,10 +49,19 @@ class ModelConfig:
     bias: bool = True
     positions: str = "learned"  # "learned" (GPT-2), "rope" (rotary) or "learned+rope" (both)
     rope_base: float = 10000.0
+    grid: int = 0  # N > 0: learned positions initialised for `N x N grid SEP N x N grid` (grid_positions)
 
     def __post_init__(self) -> None:
         if self.positions not in POSITIONS:
             raise ConfigError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
+        if self.grid:
+            if "learned" not in self.positions:
+                raise ConfigError(f"grid={self.grid} structures learned positions; positions is {self.positions!r}")
+            if self.grid < 0 or math.isqrt(self.grid) ** 2 != self.grid:
+                raise ConfigError(f"grid must be a square side length (4, 9, ...), got {self.grid}")
+            if self.block_size < 2 * self.grid**2 + 1:
+                raise ConfigError(f"grid={self.grid} needs {2 * self.grid**2 + 1} positions, "
+                                  f"block_size is {self.block_size}")
         if "rope" in self.positions and (self.n_embd // self.n_head) % 2:
             raise ConfigError("rotary positions need an even head width")
         if self.n_embd % self.n_head:
@@ -88,6 +97,29 @@ def model_config(size: str, vocab_size: int, block_size: int, **overrides: Any) 
     overrides = {k: v for k, v in overrides.items() if not (k in SIZES[size] and v == 0)}
     settings = {**SIZES[size], "vocab_size": vocab_size, "block_size": block_size, **overrides}
     return ModelConfig(**settings)
+
+
+def grid_positions(config: ModelConfig) -> torch.Tensor:
+    """Initial learned positions (block_size x n_embd) for a sequence that is an N x N grid,
+    one separator, then another N x N grid, one token per cell row by row (Sudoku's
+    `input SEP output`, N = config.grid): a cell's vector is the sum of random vectors for
+    its row, its column, its box (the same in both grids) and its grid, so that cells that
+    share a row, column or box start out alike, which attention can use from the first step.
+    The separator and every later position keep independent vectors. Each part has std
+    0.01, so a cell's vector has GPT-2's 0.02 (`Transformer._init_weights`)."""
+    n, box, width = config.grid, math.isqrt(config.grid), config.n_embd
+
+    def parts(count: int) -> torch.Tensor:
+        return torch.randn(count, width) * 0.01
+
+    rows, cols, boxes, grids = parts(n), parts(n), parts(n), parts(2)
+    cell = torch.arange(n * n)
+    row, col = cell // n, cell % n
+    shared = rows[row] + cols[col] + boxes[(row // box) * box + col // box]
+    table = torch.randn(config.block_size, width) * 0.02
+    table[: n * n] = shared + grids[0]
+    table[n * n + 1 : 2 * n * n + 1] = shared + grids[1]
+    return table
 
 
 class KVCache:
@@ -302,6 +334,9 @@ class Transformer(nn.Module):
         self.lm_head.weight = self.wte.weight  # tied, as in GPT-2
 
         self.apply(self._init_weights)
+        if config.grid:
+            with torch.no_grad():
+                self.wpe.weight.copy_(grid_positions(config))
         # GPT-2: residual projections scaled by 1/sqrt(2 * n_layer) so that the residual
         # stream's variance does not grow with depth.
         for name, param in self.named_parameters():

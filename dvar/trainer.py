@@ -93,7 +93,7 @@ def build_model(cfg: Config, tokenizer: Tokenizer, objective: Objective,
                               torch.bfloat16 if frozen_bf16 else torch.float32, cfg.data.cutoff)
     return Transformer(model_config(
         cfg.model, tokenizer.vocab_size, cfg.data.cutoff, causal=objective.causal,
-        dropout=cfg.arch.dropout, positions=cfg.arch.positions,
+        dropout=cfg.arch.dropout, positions=cfg.arch.positions, grid=cfg.arch.grid,
         n_layer=cfg.arch.n_layer, n_embd=cfg.arch.n_embd, n_head=cfg.arch.n_head,
     ))
 

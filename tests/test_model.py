@@ -201,3 +201,33 @@ def test_bf16_model_agrees_with_fp32(causal):
                                        rtol=0, atol=0.02)
     assert half.dtype == torch.bfloat16
     torch.testing.assert_close(half.float(), full.detach(), rtol=0, atol=0.02)  # logits ~1
+
+
+def test_grid_positions_share_row_column_and_box_parts():
+    """arch.grid: the learned positions of `9x9 SEP 9x9` start as sums of a row, a column, a
+    box and a grid vector: the 81 cells of a grid span at most 9 + 9 + 9 + 1 directions (an
+    unstructured table spans 81), and the two grids differ by one constant vector."""
+    torch.manual_seed(0)
+    config = model_config("mini", vocab_size=16, block_size=164, positions="learned+rope", grid=9)
+    table = Transformer(config).wpe.weight.detach()
+    first, second = table[:81], table[82:163]
+    plain = Transformer(model_config("mini", vocab_size=16, block_size=164)).wpe.weight.detach()
+    assert torch.linalg.matrix_rank(first) <= 28 < torch.linalg.matrix_rank(plain[:81]) == 81
+    assert torch.allclose(second - first, (second - first)[:1].expand(81, -1), atol=1e-6)
+    # cells 0 and 1 share a row and a box, cells 0 and 80 nothing: the first pair starts closer
+    shared = torch.stack([torch.nn.functional.cosine_similarity(table[a], table[b], dim=0)
+                          for a, b in ((0, 1), (0, 9), (0, 10))])
+    assert (shared > torch.nn.functional.cosine_similarity(table[0], table[80], dim=0)).all()
+    assert 0.015 < table[:81].std().item() < 0.025  # GPT-2's scale
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(positions="rope", grid=9), "structures learned positions"),
+    (dict(grid=8), "square side length"),
+    (dict(grid=9, block_size=100), "needs 163 positions"),
+])
+def test_grid_positions_refuse_what_they_cannot_structure(settings, message):
+    from dvar.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        model_config("mini", vocab_size=16, **{"block_size": 164, **settings})

@@ -207,3 +207,16 @@ def test_progress_output_without_a_terminal(tmp_path, data, capsys, progress, li
 def test_unknown_progress_mode_is_an_error(tmp_path, data):
     with pytest.raises(ConfigError, match="train.progress must be one of auto, bar, log, quiet"):
         train(config(data, tmp_path / "run", "train.progress=loud"))
+
+
+def test_grid_positions_are_a_recorded_run_setting(tmp_path, data):
+    """arch.grid trains (4x4 Sudoku: `4x4 SEP 4x4`), lands in model.json, and loads back;
+    hf backbones refuse it."""
+    from dvar.model import Transformer
+
+    out = train(config(data, tmp_path / "run", "objective=mdm", "train.max_steps=2", "arch.grid=4",
+                       "arch.positions=learned+rope"))
+    assert json.loads((out / "model.json").read_text())["grid"] == 4
+    assert Transformer.load(out).config.grid == 4
+    with pytest.raises(ConfigError, match="arch.grid structures dvar's own"):
+        load_config(None, ["task=sudoku", "model=hf:gpt2", "arch.grid=9"])
