@@ -72,6 +72,12 @@ def _study_file(tmp_path: Path, edit) -> Path:
     (lambda r: r["models"]["mdm"].update(objective="gan"), "objective 'gan' is not one of"),
     (lambda r: r["families"]["path"].update(task="chess"), "task 'chess' is not one of"),
     (lambda r: r["verdicts"].append({"kind": "vibes"}), "kind 'vibes' is not one of"),
+    (lambda r: r["verdicts"].append({"name": "g", "kind": "gap", "a": "mdm/topk", "b": "ar/greedy"}),
+     "a gap verdict needs 'others'"),
+    (lambda r: r["verdicts"].append({"name": "g", "kind": "gap", "a": "mdm/topk", "b": "ar/greedy",
+                                     "others": ["bert/greedy"]}), "unknown model 'bert'"),
+    (lambda r: r["verdicts"].append({"name": "d", "kind": "data", "models": ["mdm/topk"], "families": ["chess"]}),
+     "unknown family 'chess'"),
 ])
 def test_a_broken_study_file_is_an_error_naming_file_and_key(tmp_path, edit, message):
     path = _study_file(tmp_path, edit)
@@ -229,6 +235,73 @@ def test_compare_and_bar_verdicts():
     result = bars(fam, spec, {"ar": "AR"})
     assert not result["per_seed"]["0"]["shown"] and result["per_seed"]["0"]["reasons"] == [
         "AR at or above 75% at pd=2"]
+
+
+def _seeds(*accuracies: float) -> dict[str, dict]:
+    return {str(i): {"accuracy": a} for i, a in enumerate(accuracies)}
+
+
+def _family(**models: dict) -> dict:
+    """A family summary: model -> {decoding: per-seed test accuracies} (labels = upper-case names)."""
+    return {"models": {name: {"label": name.upper(), "decodings": {d: {"test": {"seeds": seeds}}
+                                                                   for d, seeds in decodings.items()}}
+                       for name, decodings in models.items()}}
+
+
+def test_gap_verdict_says_how_much_of_the_lead_each_model_reaches():
+    from dvar.study.verdicts import gap
+
+    fam = _family(mdm={"topk": _seeds(0.8, 0.9, 0.7)}, ar={"greedy": _seeds(0.4, 0.5, 0.3)},
+                  reg={"greedy": _seeds(0.6, 0.7, 0.5)},  # half of the gap on every seed
+                  abl={"topk": _seeds(0.8, 0.89, 0.71)})  # all of it
+    labels = {n: n.upper() for n in fam["models"]}
+    result = gap(fam, {"a": "mdm/topk", "b": "ar/greedy", "others": ["reg/greedy", "abl/topk"]}, labels)
+    assert result["seeds"] == ["0", "1", "2"]
+    assert result["others"]["reg/greedy"]["shares"] == pytest.approx([0.5, 0.5, 0.5])
+    assert result["others"]["reg/greedy"]["says"] == "above AR, below MDM"
+    assert result["others"]["abl/topk"]["says"] == "reaches MDM on every seed"
+    assert result["least"] == "reg/greedy" and "REG: 50%, 50%, 50% of the gap" in result["verdict"]
+    # a seed where the MDM does not lead is left out; with no lead at all there is no gap
+    fam["models"]["mdm"]["decodings"]["topk"]["test"]["seeds"]["1"]["accuracy"] = 0.5
+    assert gap(fam, {"a": "mdm/topk", "b": "ar/greedy", "others": ["reg/greedy"]}, labels)["seeds"] == ["0", "2"]
+    flat = _family(mdm={"topk": _seeds(0.5)}, ar={"greedy": _seeds(0.5)}, reg={"greedy": _seeds(0.6)})
+    assert gap(flat, {"a": "mdm/topk", "b": "ar/greedy", "others": ["reg/greedy"]}, labels)["verdict"].startswith(
+        "no gap")
+
+
+def test_saturation_verdict_finds_where_a_curve_stops_gaining():
+    from dvar.study.verdicts import saturation
+
+    def curve(*rows):  # each row: one budget's per-seed accuracies
+        return [{"steps": 100 * 2 ** i, "seeds": _seeds(*accs)} for i, accs in enumerate(rows)]
+
+    fam = {"setting": {"train_size": 6400, "batch_size": 64},
+           "models": {"ar": {"label": "AR", "curve": {"greedy": {"test": curve((0.2, 0.3), (0.6, 0.6), (0.61, 0.6), (0.6, 0.61))}}},
+                      "mdm": {"label": "MDM", "curve": {"topk": {"test": curve((0.0, 0.0), (0.1, 0.1), (0.2, 0.3), (0.4, 0.4))}}}}}
+    result = saturation(fam, {"models": ["ar/greedy", "mdm/topk"]}, {"ar": "AR", "mdm": "MDM"})
+    assert result["models"]["ar/greedy"]["stops_at"] == 200 and result["models"]["mdm/topk"]["stops_at"] is None
+    assert result["models"]["ar/greedy"]["epochs"] == [1, 2, 4, 8]
+    assert "AR: stops gaining at 2 epochs (200 steps)" in result["verdict"]
+    assert "MDM: still gaining at 8 epochs (800 steps) (last budget: +20.0, +10.0 points)" in result["verdict"]
+
+
+def test_data_verdict_reads_accuracy_and_the_loss_gap_across_families():
+    from dvar.study.verdicts import data_axis
+
+    def family(train_size, mdm, ar, gap):
+        fam = _family(mdm={"topk": _seeds(*mdm)}, ar={"greedy": _seeds(*ar)})
+        fam["setting"] = {"train_size": train_size, "steps": 1000, "batch_size": 64}
+        for entry in fam["models"].values():
+            entry["compute"] = {s: {"final_loss": 0.5, "final_valid_loss": 0.5 + gap} for s in ("0", "1")}
+        return fam
+
+    summary = {"families": {"big": family(64000, (0.5, 0.6), (0.7, 0.8), 0.0),
+                            "small": family(4000, (0.45, 0.5), (0.2, 0.3), 0.75)}}
+    result = data_axis(summary, {"families": ["big", "small"], "models": ["mdm/topk", "ar/greedy"]})
+    assert [r["epochs"] for r in result["rows"]["mdm/topk"]] == [1, 16]
+    assert result["rows"]["ar/greedy"][1]["valid_minus_train_loss"] == {"0": 0.75, "1": 0.75}
+    assert "MDM: 64,000 unique (1 epochs): 55.0% (50.0–60.0), valid − train loss +0.000" in result["verdict"]
+    assert [lead["verdict"].split(" ahead")[0] for lead in result["leads"]] == ["AR", "MDM"]
 
 
 def test_the_committed_miniature_study_summarises_to_its_results(tmp_path):

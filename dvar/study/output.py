@@ -156,6 +156,11 @@ def curve_markdown(fam: dict[str, Any], seeds: list[int]) -> list[str]:
              f"| model | decoding | {head} |", "|---|---|" + "---|" * len(budgets)]
     for label, name, points in curves:
         lines.append(f"| {label} | {name} | " + " | ".join(spread(p["accuracy"]) for p in points) + " |")
+    partial = fam.get("partial_credit_label")
+    for label, name, points in curves if partial else ():
+        if any(p.get("partial_credit") for p in points):
+            lines.append(f"| {label} | {name}, {partial} | "
+                         + " | ".join(spread(p.get("partial_credit")) for p in points) + " |")
     flops = [f"{p['flops']['mean']:.3g}" if p["flops"] else "?" for p in curves[0][2]]
     lines += ["| training FLOPs | | " + " | ".join(flops) + " |", "", "Each seed:", "",
               f"| model | decoding | seed | {head} |", "|---|---|---|" + "---|" * len(budgets)]
@@ -226,6 +231,9 @@ def results_markdown(summary: dict[str, Any], seeds: list[int]) -> str:
     lines = _header(summary, seeds)
     for family, fam in summary["families"].items():
         lines += family_markdown(fam, family, seeds, summary.get("by_decodings", []))
+    if summary.get("verdicts"):
+        lines += ["## Across families", "", "Verdicts (computed from the tables above):", ""]
+        lines += [f"- {v['label']}: {v['verdict']}" for v in summary["verdicts"].values()] + [""]
     return "\n".join(lines) + "\n"
 
 

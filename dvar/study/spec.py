@@ -135,7 +135,7 @@ _MODEL_KEYS = {"label", "objective", "order", "role", "steps_factor", "run", "de
 _FAMILY_KEYS = {"task", "options", "paper", "description", "paper_setting", "train_size", "test_size",
                 "steps", "quick_steps", "decode_steps", "paper_epochs", "public", "budgets", "run", "models"}
 _FAMILY_MODEL_KEYS = {"label", "steps_factor", "run", "config"}
-VERDICT_KINDS = ("compare", "bars", "well_formed", "reach")
+VERDICT_KINDS = ("compare", "bars", "well_formed", "reach", "gap", "saturation", "data")
 
 
 def study_path(name: str | Path) -> Path:
@@ -166,6 +166,12 @@ def load_study(name: str | Path) -> Study:
         raise ConfigError(f"{where}: a study needs at least one family")
     verdicts = tuple(_verdict(v, models, f"{where}: verdicts[{i}]")
                      for i, v in enumerate(raw.get("verdicts") or []))
+    names = {f.name for f in families}
+    for i, verdict in enumerate(verdicts):
+        unknown = [f for f in verdict.get("families") or [] if f not in names]
+        if unknown:
+            raise ConfigError(f"{where}: verdicts[{i}]: unknown family {unknown[0]!r}; "
+                              f"defined: {', '.join(sorted(names))}")
     seeds = tuple(int(s) for s in raw.get("seeds", [0]))
     study = Study(
         name=str(raw.get("name", path.stem)), title=str(raw.get("title", raw.get("name", path.stem))),
@@ -341,10 +347,18 @@ def _verdict(raw: Any, models: dict[str, Model], where: str) -> dict[str, Any]:
                "bars": {"name", "kind", "label", "group", "bars", "says", "families"},
                "well_formed": {"name", "kind", "label", "models", "bar", "families"},
                "reach": {"name", "kind", "label", "a", "b", "a_label", "b_label", "thresholds",
-                         "families"}}[kind]
+                         "families"},
+               "gap": {"name", "kind", "label", "a", "b", "others", "families"},
+               "saturation": {"name", "kind", "label", "models", "families"},
+               "data": {"name", "kind", "label", "models", "families"}}[kind]
     _keys(raw, allowed, where, "this verdict")
     refs = [raw.get("a"), raw.get("b")] + [bar.get("model") for bar in raw.get("bars", [])]
-    refs += [f"{m}/{d}" for m, d in (raw.get("models") or {}).items()]
+    listed = raw.get("models") or {}
+    refs += [f"{m}/{d}" for m, d in listed.items()] if isinstance(listed, dict) else list(listed)
+    refs += list(raw.get("others") or [])
+    for key in {"gap": ("a", "b", "others"), "saturation": ("models",), "data": ("models", "families")}.get(kind, ()):
+        if not raw.get(key):
+            raise ConfigError(f"{where}: a {kind} verdict needs {key!r}")
     for ref in filter(None, refs):
         model = str(ref).split("/")[0]
         if model not in models:

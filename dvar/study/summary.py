@@ -18,7 +18,7 @@ from typing import Any
 from dvar.config import ConfigError, load_config
 from dvar.study.plan import Job, plan
 from dvar.study.spec import Decoding, Study, flatten
-from dvar.study.verdicts import family_verdicts
+from dvar.study.verdicts import family_verdicts, study_verdicts
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -43,6 +43,10 @@ def run_compute(run_dir: Path) -> dict[str, Any]:
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
     if rows:
         info["final_loss"] = rows[-1].get("loss")
+    evals = run_dir / "eval_log.jsonl"
+    valid = [json.loads(line) for line in evals.read_text().splitlines() if line.strip()] if evals.is_file() else []
+    if valid and valid[-1].get("val_loss") is not None:
+        info["final_valid_loss"] = valid[-1]["val_loss"]  # the held-out validation problems, at the last step
     for name in ("study-train.json", "reproduce-train.json"):  # the latter: runs of before the engine
         if (run_dir / name).is_file():
             info["train_seconds"] = json.loads((run_dir / name).read_text())["seconds"]
@@ -87,7 +91,7 @@ def _evaluation(metrics_file: Path, job: Job, decoding: Decoding) -> dict[str, A
     by.update(_extra_breakdowns(metrics_file.parent / "predictions.jsonl", job.family.task))
     extra = {k: v for k, v in metrics.items() if k.startswith("accuracy_")}  # countdown: accuracy_reference
     return {"accuracy": metrics["accuracy"], "n": metrics["n"], "well_formed": formed, "by": by, **extra,
-            "nfe_per_example": metrics.get("nfe_per_example"), "seconds": metrics.get("seconds"),
+            "partial_credit": metrics.get("partial_credit"), "nfe_per_example": metrics.get("nfe_per_example"), "seconds": metrics.get("seconds"),
             "metrics": str(metrics_file), "data": metrics.get("data")}
 
 
@@ -130,6 +134,8 @@ def _aggregate(slot: dict[str, Any]) -> None:
     slot["accuracy"] = stats([s["accuracy"] for s in seeds])
     formed = [s["well_formed"] for s in seeds if s["well_formed"] is not None]
     slot["well_formed"] = stats(formed) if formed else None
+    partial = [s["partial_credit"] for s in seeds if s.get("partial_credit") is not None]
+    slot["partial_credit"] = stats(partial) if partial else None
     keys = sorted({k for s in seeds for k in s["by"]}, key=group_sort_key)
     slot["by"] = {k: stats([s["by"][k] for s in seeds if k in s["by"]]) for k in keys}
 
@@ -139,6 +145,7 @@ def collect(study: Study, out: str | Path, seeds: list[int], only: list[str] | N
     """Everything results.md shows: every model of every family (any role) that has a run
     directory for one of `seeds`, read from its files under `out`."""
     from dvar.rundir import RunDir
+    from dvar.tasks import get_task
 
     out = Path(out)
     roles = sorted({m.role for f in study.families for m in f.models})
@@ -190,8 +197,10 @@ def collect(study: Study, out: str | Path, seeds: list[int], only: list[str] | N
                 entry["curve"] = _curve(points)
             fam["models"][model.name] = entry
         fam["chance"] = _chance(family, family_jobs)
+        fam["partial_credit_label"] = get_task(family.task).partial_credit_label
         fam["verdicts"] = family_verdicts(study, family.name, fam)
         summary["families"][family.name] = fam
+    summary["verdicts"] = study_verdicts(study, summary)
     return summary
 
 
@@ -203,6 +212,7 @@ def _curve_point(job: Job, found: dict[str, Any], compute: dict[str, Any]) -> di
 
     recorded = RunDir(job.run_dir).compute() or {}
     return {"accuracy": found["accuracy"], "well_formed": found["well_formed"], "by": found["by"],
+            "partial_credit": found["partial_credit"],
             "flops": recorded.get("flops"), "tokens": recorded.get("tokens"),
             "train_seconds": recorded.get("train_seconds"), "own_seconds": compute.get("train_seconds"),
             "metrics": found["metrics"]}

@@ -13,6 +13,20 @@
                                                       A = log10(C_b / C_a), who leads at
                                                       each budget and where they cross
 
+    {kind: gap, a: mdm/topk, b: ar/greedy, others: [ar-input-mask/greedy, ...]}
+                                                      the share of a's lead over b that
+                                                      each other model reaches: does a
+                                                      regularized AR close the gap, which
+                                                      ablation of the MDM loses its lead
+    {kind: saturation, models: [mdm/topk, ar/greedy]} families with budgets: where, in
+                                                      epochs, each model stops gaining
+    {kind: data, families: [F1, F2, ...], models: [mdm/topk, ...]}
+                                                      across families that differ only in
+                                                      their unique training problems:
+                                                      accuracy against unique data at
+                                                      equal compute, the train/valid loss
+                                                      gap (`study_verdicts`)
+
 A reference is MODEL/DECODING, read on the family's held-out test set ("test"). A
 compare verdict is listed when both of its models were trained (or `always: true`); a
 verdict may be limited to some `families`.
@@ -21,6 +35,7 @@ verdict may be limited to some `families`.
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any
 
 TIE = 0.02  # an accuracy difference within 2 points on a seed is a tie
@@ -202,6 +217,142 @@ def _crosses(leads: list[dict[str, Any]]) -> bool:
     return any(x != y for x, y in zip(sides, sides[1:]))
 
 
+def gap(fam: dict[str, Any], spec: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    """Per seed, the share (c − b) / (a − b) of a's lead over b that each other model c
+    reaches: 1 closes the gap, 0 is b's level. Only seeds where a leads b by more than TIE
+    count; with none, there is no gap to share."""
+    a, b = per_seed(fam, spec["a"]), per_seed(fam, spec["b"])
+    name = lambda ref: labels.get(ref.split("/")[0], ref)
+    lead_seeds = [s for s in sorted(set(a) & set(b), key=int) if a[s]["accuracy"] - b[s]["accuracy"] > TIE]
+    others: dict[str, Any] = {}
+    texts = []
+    for ref in spec["others"]:
+        c = per_seed(fam, ref)
+        seeds = [s for s in lead_seeds if s in c]
+        if not seeds:
+            continue
+        shares = [(c[s]["accuracy"] - b[s]["accuracy"]) / (a[s]["accuracy"] - b[s]["accuracy"]) for s in seeds]
+        behind = [a[s]["accuracy"] - c[s]["accuracy"] for s in seeds]
+        if all(d <= TIE for d in behind):
+            word = f"reaches {name(spec['a'])} on every seed"
+        elif all(c[s]["accuracy"] - b[s]["accuracy"] > TIE for s in seeds):
+            word = f"above {name(spec['b'])}, below {name(spec['a'])}" if all(d > TIE for d in behind) else \
+                f"above {name(spec['b'])} on every seed"
+        elif all(c[s]["accuracy"] - b[s]["accuracy"] < -TIE for s in seeds):
+            word = f"below {name(spec['b'])} on every seed"
+        else:
+            word = f"not above {name(spec['b'])} on every seed"
+        others[ref] = {"seeds": seeds, "shares": shares, "behind": behind, "says": word}
+        texts.append(f"{name(ref)}: {', '.join(f'{100 * x:.0f}%' for x in shares)} of the gap ({word})")
+    if not lead_seeds:
+        return {"verdict": f"no gap: {name(spec['a'])} is not ahead of {name(spec['b'])} by more than "
+                           f"{100 * TIE:.0f} points on any seed", "others": others, "seeds": []}
+    # The model with the smallest share on every seed they all have (for ablations of a:
+    # the part whose removal costs a's lead most).
+    common = [s for s in lead_seeds if all(s in o["seeds"] for o in others.values())]
+    lowest = {min(others, key=lambda ref: others[ref]["shares"][others[ref]["seeds"].index(s)]) for s in common}
+    least = lowest.pop() if len(others) > 1 and len(lowest) == 1 else None
+    head = (f"{name(spec['a'])} leads {name(spec['b'])} by "
+            f"{_points([a[s]['accuracy'] - b[s]['accuracy'] for s in lead_seeds])} on seed(s) {', '.join(lead_seeds)}")
+    least_text = f"; the smallest share on every seed: {name(least)}" if least else ""
+    return {"verdict": f"{head}; share of that lead per seed — " + "; ".join(texts) + least_text,
+            "others": others, "seeds": lead_seeds, "least": least}
+
+
+def saturation(fam: dict[str, Any], spec: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    """Where, in epochs (steps × batch / training problems), each model's curve stops
+    gaining: the first budget from which no later budget adds more than TIE on any seed;
+    "still gaining" when the last step of the curve adds more than TIE on some seed."""
+    train_size = fam["setting"].get("train_size") or 0
+    batch = fam["setting"].get("batch_size") or 0
+    results, texts = {}, []
+    for ref in spec["models"]:
+        model, _, decoding = ref.partition("/")
+        points = fam["models"].get(model, {}).get("curve", {}).get(decoding, {}).get("test", [])
+        if len(points) < 2:
+            continue
+        seeds = sorted(set.intersection(*(set(p["seeds"]) for p in points)), key=int)
+        epochs = [p["steps"] * batch / train_size if train_size else None for p in points]
+        gains = [[points[i + 1]["seeds"][s]["accuracy"] - points[i]["seeds"][s]["accuracy"] for s in seeds]
+                 for i in range(len(points) - 1)]
+        flat_from = len(points) - 1
+        while flat_from > 0 and all(g <= TIE for g in gains[flat_from - 1]):
+            flat_from -= 1
+        label = labels.get(model, model)
+        at = lambda i: f"{epochs[i]:.2g} epochs ({points[i]['steps']} steps)" if epochs[i] else f"{points[i]['steps']} steps"
+        if flat_from == len(points) - 1:
+            text = f"{label}: still gaining at {at(flat_from)} (last budget: {_points(gains[-1])})"
+        else:
+            text = f"{label}: stops gaining at {at(flat_from)} (no later budget adds more than {100 * TIE:.0f} points on any seed)"
+        results[ref] = {"stops_at": None if flat_from == len(points) - 1 else points[flat_from]["steps"],
+                        "epochs": epochs, "gains": gains, "seeds": seeds}
+        texts.append(text)
+    return {"verdict": "; ".join(texts) if texts else "not measured (no curve)", "models": results}
+
+
+def study_verdicts(study: Any, summary: dict[str, Any]) -> dict[str, Any]:
+    """The study's verdicts across families (kind `data`): name -> {label, verdict, ...}."""
+    out = {}
+    for spec in study.verdicts:
+        if spec["kind"] == "data":
+            out[spec["name"]] = {"label": spec.get("label", spec["name"]), **data_axis(summary, spec)}
+    return out
+
+
+def data_axis(summary: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """Families that differ only in their unique training problems, at equal compute: each
+    model's accuracy per seed against unique problems (and epochs), the gap between its
+    final training loss and its validation loss, and who leads at each data size."""
+    families = [f for f in spec["families"] if f in summary["families"]]
+    rows: dict[str, list[dict[str, Any]]] = {}
+    texts = []
+    for ref in spec["models"]:
+        model, _, decoding = ref.partition("/")
+        for name in families:
+            fam = summary["families"][name]
+            entry = fam["models"].get(model)
+            seeds = per_seed(fam, ref)
+            if not entry or not seeds:
+                continue
+            setting = fam["setting"]
+            compute = entry.get("compute", {})
+            gaps = {s: c["final_loss"] - c["final_valid_loss"] if c.get("final_loss") is not None
+                    and c.get("final_valid_loss") is not None else None for s, c in compute.items()}
+            rows.setdefault(ref, []).append({
+                "family": name, "train_size": setting["train_size"],
+                "epochs": setting["steps"] * setting["batch_size"] / setting["train_size"],
+                "accuracy": {s: v["accuracy"] for s, v in seeds.items()},
+                "valid_minus_train_loss": {s: -g if g is not None else None for s, g in gaps.items()}})
+        if ref in rows:
+            label = _label(summary, rows[ref][0]["family"], ref)
+            parts = []
+            for row in sorted(rows[ref], key=lambda r: -r["train_size"]):
+                accs = list(row["accuracy"].values())
+                loss_gaps = [g for g in row["valid_minus_train_loss"].values() if g is not None]
+                gap_text = f", valid − train loss {statistics.fmean(loss_gaps):+.3f}" if loss_gaps else ""
+                parts.append(f"{row['train_size']:,} unique ({row['epochs']:.2g} epochs): "
+                             f"{100 * statistics.fmean(accs):.1f}% ({100 * min(accs):.1f}–{100 * max(accs):.1f})"
+                             f"{gap_text}")
+            texts.append(f"{label}: " + "; ".join(parts))
+    leads = []
+    if len(rows) >= 2:
+        (ref_a, a_rows), (ref_b, b_rows) = list(rows.items())[:2]
+        for ra in a_rows:
+            rb = next((r for r in b_rows if r["family"] == ra["family"]), None)
+            if rb:
+                result = compare({s: {"accuracy": v} for s, v in ra["accuracy"].items()},
+                                 {s: {"accuracy": v} for s, v in rb["accuracy"].items()},
+                                 _label(summary, ra["family"], ref_a), _label(summary, rb["family"], ref_b))
+                leads.append({"family": ra["family"], "train_size": ra["train_size"], **result})
+        texts.append("at each data size: " + "; ".join(f"{r['train_size']:,}: {r['verdict']}" for r in leads))
+    return {"verdict": " | ".join(texts) if texts else "not measured", "rows": rows, "leads": leads}
+
+
+def _label(summary: dict[str, Any], family: str, ref: str) -> str:
+    model = ref.split("/")[0]
+    return summary["families"][family]["models"].get(model, {}).get("label", model)
+
+
 def family_verdicts(study: Any, family: str, fam: dict[str, Any]) -> dict[str, Any]:
     """The study's verdicts for one family's summary: name -> {label, verdict, ...}."""
     labels = {name: entry["label"] for name, entry in fam["models"].items()}
@@ -232,6 +383,16 @@ def family_verdicts(study: Any, family: str, fam: dict[str, Any]) -> dict[str, A
             if not {spec["a"].split("/")[0], spec["b"].split("/")[0]} <= present:
                 continue
             result = reach(fam, spec, labels)
+        elif kind == "gap":
+            if not {ref.split("/")[0] for ref in (spec["a"], spec["b"])} <= present:
+                continue
+            result = gap(fam, spec, labels)
+        elif kind == "saturation":
+            if not fam["models"] or not any(ref.split("/")[0] in present for ref in spec["models"]):
+                continue
+            result = saturation(fam, spec, labels)
+        elif kind == "data":
+            continue  # across families: study_verdicts
         elif kind == "bars":
             if not {bar["model"].split("/")[0] for bar in spec["bars"]} <= present:
                 continue
