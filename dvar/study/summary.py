@@ -91,7 +91,8 @@ def _evaluation(metrics_file: Path, job: Job, decoding: Decoding) -> dict[str, A
     by.update(_extra_breakdowns(metrics_file.parent / "predictions.jsonl", job.family.task))
     extra = {k: v for k, v in metrics.items() if k.startswith("accuracy_")}  # countdown: accuracy_reference
     return {"accuracy": metrics["accuracy"], "n": metrics["n"], "well_formed": formed, "by": by, **extra,
-            "partial_credit": metrics.get("partial_credit"), "nfe_per_example": metrics.get("nfe_per_example"), "seconds": metrics.get("seconds"),
+            "partial_credit": metrics.get("partial_credit"), "nfe_per_example": metrics.get("nfe_per_example"),
+            "seconds": metrics.get("seconds"),
             "metrics": str(metrics_file), "data": metrics.get("data")}
 
 
