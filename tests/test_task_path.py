@@ -14,7 +14,7 @@ from dvar.tasks import get_task
 from dvar.tasks.path import planning_distance
 
 TASK = get_task("path")
-ANSWER_CHARS = "0123456789,/-"
+ANSWER_CHARS = "0123456789abj,/-"
 
 
 def _options(nodes: int = 6, paths: int = 2, id_count: int = 0):
@@ -431,7 +431,7 @@ def test_reference_lengths_are_tight_for_small_sizes():
 compact_generated = st.builds(
     lambda seed, nodes: TASK.sample(random.Random(seed), TASK.make_options(nodes=nodes, compact=True)),
     st.integers(0, 2**32 - 1),
-    st.integers(2, 5),  # 2 paths of at most 5 nodes: ids 0..9
+    st.integers(2, 6),  # 2 paths of up to 6 nodes: ids 0..11, 10 and 11 written a and b
 )
 
 
@@ -467,16 +467,16 @@ def test_compact_gold_and_reversed_pass_and_every_substitution_fails(record):
                 assert not TASK.judge(problem, corrupted)["correct"], corrupted
 
 
-def test_compact_needs_single_digit_ids_and_lengths_fit():
-    with pytest.raises(ValueError, match="single-digit"):
-        TASK.prepare(TASK.make_options(nodes=6, compact=True))  # ids 0..11
-    with pytest.raises(ValueError, match="two digits"):
+def test_compact_writes_one_character_per_id_and_lengths_fit():
+    with pytest.raises(ValueError, match="at most 20 ids"):
+        TASK.prepare(TASK.make_options(nodes=11, compact=True))  # ids 0..21
+    with pytest.raises(ValueError, match="two id characters"):
         TASK.parse_input("123/34-13")
-    for nodes in (3, 4, 5):
+    for nodes in (3, 4, 5, 6):
         options = TASK.make_options(nodes=nodes, compact=True)
         cutoff, max_new = TASK.reference_lengths(options)
         record = TASK.sample(random.Random(nodes), options)
-        # Single-digit ids: every problem has exactly the bound's length.
+        # One character per id: every problem has exactly the bound's length.
         assert len(record["input"]) + len(record["output"]) + 2 == cutoff
         assert len(record["output"]) + 1 == max_new
 
@@ -485,8 +485,22 @@ def test_compact_needs_single_digit_ids_and_lengths_fit():
 table_generated = st.builds(
     lambda seed, nodes: TASK.sample(random.Random(seed), TASK.make_options(nodes=nodes, table=True)),
     st.integers(0, 2**32 - 1),
-    st.integers(2, 5),
+    st.integers(2, 6),
 )
+
+
+def test_the_papers_size_in_table_form_writes_ids_10_and_11_as_letters():
+    """2 paths of 6 nodes over ids 0..11 (the paper's graphs): tables of 12 ids, a = 10, b = 11."""
+    plain = TASK.sample(random.Random(3), _options(6))
+    table = TASK.sample(random.Random(3), TASK.make_options(nodes=6, table=True))
+    problem = TASK.parse_input(table["input"])
+    assert problem.table == 12 and table["pd"] == plain["pd"]
+    assert sorted(problem.edges) == sorted(TASK.parse_input(plain["input"]).edges)
+    letters = {"10": "a", "11": "b"}
+    nodes = [edge.split(",")[0] for edge in plain["output"].split("/")] + [plain["output"].split(",")[-1]]
+    assert table["output"] == "".join(letters.get(n, n) for n in nodes)
+    assert TASK.judge(problem, table["output"])["correct"] and TASK.solve(problem) == table["output"]
+    assert len(table["input"]) == 4 * 12 + 4 and set(table["input"]) <= set("0123456789ab=/-")
 
 
 def test_table_is_the_same_problem_as_adjacency_tables():

@@ -33,8 +33,9 @@ predecessors backwards, so a model writing from the goal must choose at that nod
 `reverse_planning_distance` = n - 1 - PD edges before reaching the start (PD 0, a second
 path ending at the goal, is the hardest case backwards).
 
-`compact=True` (ids below 10 only) writes one character per node and no separator that
-carries no information: each edge is its two digits, and the answer is the path's nodes:
+`compact=True` writes one character per node (0-9, then a-j for ids 10-19, so the paper's
+12 ids fit) and no separator that carries no information: each edge is its two id
+characters, and the answer is the path's nodes:
 
     input:  40/34/64/21/42/07-67        output: 6407
 
@@ -76,8 +77,19 @@ Edge = tuple[int, int]
 # non-ASCII digits, and leading zeros would break the exact `format_input` round trip.
 _ID = r"(?:0|[1-9][0-9]*)"
 _EDGE_RE = re.compile(rf"({_ID}),({_ID})")
-_COMPACT_EDGE_RE = re.compile(r"([0-9])([0-9])")
-_COMPACT_PATH_RE = re.compile(r"[0-9]{2,}")
+# Compact and table forms write a node id as one character: 0-9, then a-j for 10-19 (the
+# tokenizer's default characters), so that the paper's 12 ids (2 paths of 6 nodes) fit.
+_ID_CHARS = "0123456789abcdefghij"
+_COMPACT_EDGE_RE = re.compile(r"([0-9a-j])([0-9a-j])")
+_COMPACT_PATH_RE = re.compile(r"[0-9a-j]{2,}")
+
+
+def _char(node: int) -> str:
+    return _ID_CHARS[node]
+
+
+def _node(char: str) -> int:
+    return _ID_CHARS.index(char)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,15 +99,17 @@ class PathProblem:
     edges: tuple[Edge, ...]
     start: int
     goal: int
-    compact: bool = False  # edges written `ab` (single-digit ids), answers as node strings
+    compact: bool = False  # edges written `ab` (one character per id), answers as node strings
     table: int = 0  # > 0: written as successor/predecessor tables over ids 0..table-1
 
 
 def _parse_edge(text: str, compact: bool = False) -> Edge:
     match = (_COMPACT_EDGE_RE if compact else _EDGE_RE).fullmatch(text)
     if match is None:
-        form = "two digits 'ab'" if compact else "'a,b' with non-negative integer ids"
+        form = "two id characters 'ab' (0-9, a-j)" if compact else "'a,b' with non-negative integer ids"
         raise ValueError(f"expected an edge {form}, got {text!r}")
+    if compact:
+        return _node(match.group(1)), _node(match.group(2))
     # int() itself may raise ValueError for absurdly long digit strings (str->int limit).
     return int(match.group(1)), int(match.group(2))
 
@@ -115,13 +129,13 @@ def _flip_edge(text: str) -> str:
 
 
 def _format_edges(edges: list[Edge] | tuple[Edge, ...], compact: bool = False) -> str:
-    return "/".join(f"{a}{b}" if compact else f"{a},{b}" for a, b in edges)
+    return "/".join(_char(a) + _char(b) if compact else f"{a},{b}" for a, b in edges)
 
 
 def _format_answer(path: list[int], compact: bool) -> str:
     """A path's answer: its edges `a,b/b,c`, or compact, its nodes `abc`."""
     if compact:
-        return "".join(str(node) for node in path)
+        return "".join(map(_char, path))
     return _format_edges(list(zip(path, path[1:])))
 
 
@@ -129,8 +143,8 @@ def _parse_answer(text: str, compact: bool) -> list[Edge]:
     if not compact:
         return _parse_edges(text)
     if _COMPACT_PATH_RE.fullmatch(text) is None:
-        raise ValueError(f"expected a compact path of at least two digits, got {text!r}")
-    return [(int(a), int(b)) for a, b in zip(text, text[1:])]
+        raise ValueError(f"expected a compact path of at least two id characters, got {text!r}")
+    return [(_node(a), _node(b)) for a, b in zip(text, text[1:])]
 
 
 _EMPTY_SLOT = "="
@@ -150,7 +164,7 @@ def _format_tables(edges: tuple[Edge, ...] | list[Edge], count: int) -> str:
             ids = sorted(neighbours.get(node, ()))
             if len(ids) > 2:
                 raise ValueError(f"node {node} has {len(ids)} neighbours; a table has 2 slots per node")
-            slots.append("".join(map(str, ids)).ljust(2, _EMPTY_SLOT))
+            slots.append("".join(map(_char, ids)).ljust(2, _EMPTY_SLOT))
         return "".join(slots)
 
     return f"{row(successors)}/{row(predecessors)}"
@@ -159,11 +173,11 @@ def _format_tables(edges: tuple[Edge, ...] | list[Edge], count: int) -> str:
 def _parse_tables(text: str) -> tuple[tuple[Edge, ...], int]:
     """Edges and node count of `succ/pred` tables; the round trip must be exact."""
     succ, _, pred = text.partition("/")
-    if len(succ) != len(pred) or len(succ) % 2 or not re.fullmatch(r"[0-9=]+", succ):
+    if len(succ) != len(pred) or len(succ) % 2 or not re.fullmatch(r"[0-9a-j=]+", succ):
         raise ValueError(f"expected two tables of 2 slots per node, got {text[:80]!r}")
     count = len(succ) // 2
     edges = tuple(
-        (node, int(char)) for node in range(count) for char in succ[2 * node : 2 * node + 2]
+        (node, _node(char)) for node in range(count) for char in succ[2 * node : 2 * node + 2]
         if char != _EMPTY_SLOT
     )
     if any(b >= count for _, b in edges) or _format_tables(edges, count) != text:
@@ -281,7 +295,8 @@ class PathTask(Task):
         )
         compact: bool = dataclasses.field(
             default=False,
-            metadata={"help": "write edges as 'ab' (one character per node, no comma); ids < 10"},
+            metadata={"help": "write edges as 'ab' (one character per node, no comma): ids 0-9, "
+                      "then a-j for 10-19"},
         )
         table: bool = dataclasses.field(
             default=False,
@@ -308,10 +323,10 @@ class PathTask(Task):
         needed = self._ids_needed(options)
         if options.table and options.paths > 2:
             raise ValueError(f"path: table has 2 slots per node, so at most 2 paths, got {options.paths}")
-        if (options.compact or options.table) and self._pool_size(options) > 10:
+        if (options.compact or options.table) and self._pool_size(options) > len(_ID_CHARS):
             raise ValueError(
-                f"path: compact needs single-digit ids (at most 10), but ids come from "
-                f"0..{self._pool_size(options) - 1}"
+                f"path: compact writes each id as one character (0-9, a-j: at most "
+                f"{len(_ID_CHARS)} ids), but ids come from 0..{self._pool_size(options) - 1}"
             )
         if self._pool_size(options) < needed:
             raise ValueError(
@@ -453,13 +468,14 @@ class PathTask(Task):
         if options.table:  # two tables of 2 slots per id, '/', '-', start, goal; n nodes out
             return 4 * pool + 4 + n + 2, n + 1
         ids_used = self._ids_needed(options)
-        lengths_desc = sorted((len(str(i)) for i in range(pool)), reverse=True)[:ids_used]
+        width = (lambda i: 1) if options.compact else (lambda i: len(str(i)))  # characters per id
+        lengths_desc = sorted((width(i) for i in range(pool)), reverse=True)[:ids_used]
 
         # Output: interior nodes of the gold path are written twice, its endpoints once.
         gold_counts = sorted([2] * (n - 2) + [1, 1], reverse=True)
         gold_top = [sum(gold_counts[:k]) for k in range(1, n + 1)]
         commas = 0 if options.compact else 1  # per edge
-        if options.compact:  # the path's nodes, one digit each
+        if options.compact:  # the path's nodes, one character each
             longest_output = n
         else:
             longest_output = _max_weighted_sum(lengths_desc[:n], gold_top) + (n - 1) + (n - 2)
