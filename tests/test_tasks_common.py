@@ -107,6 +107,8 @@ def check_untrusted_text(task: Task, texts: list[str]) -> None:
         assert isinstance(task.well_formed(problem, text), bool)
         if verdict["correct"]:
             assert task.well_formed(problem, text)
+        partial = task.partial_credit(problem, text)
+        assert partial is None or 0.0 <= partial <= 1.0
         for order in task.answer_orders:
             assert isinstance(from_order(task, problem, text, order), str)
 
@@ -194,6 +196,7 @@ def test_generated_gold_is_well_formed_and_correct(name, seed):
     row = generate(task, 1, seed=seed, options=task.make_options())[0]
     problem = task.parse_input(row["input"])
     assert task.well_formed(problem, row["output"]) and task.verify(problem, row["output"])
+    assert task.partial_credit(problem, row["output"]) in (None, 1.0)  # a gold answer gets full credit
 
 
 # ---------------------------------------------------------------------- breakdown keys
