@@ -179,6 +179,7 @@ def plot_curve(family: str, fam: dict[str, Any], path: Path, by_decodings: list[
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     from dvar.metrics import group_sort_key
 
@@ -194,6 +195,8 @@ def plot_curve(family: str, fam: dict[str, Any], path: Path, by_decodings: list[
         ax.plot(xs, [100 * s["mean"] for _, s in rows], "o-", label=label, markersize=3)
         ax.fill_between(xs, [100 * s["min"] for _, s in rows], [100 * s["max"] for _, s in rows], alpha=0.2)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # the budgets are the ticks
+        ax.set_xticks(xs, [f"{x:.2g}" for x in xs], fontsize=7)
         ax.set_ylim(-3, 103)
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
