@@ -518,6 +518,22 @@ def test_reach_states_a_bound_where_only_one_side_reaches():
     assert [lead["leader"] for lead in result["leads"]] == ["b", "b"]
 
 
+def test_reach_bounds_A_where_one_side_reaches_at_its_smallest_budget():
+    """AR at 60% at its smallest budget (2e12 FLOPs: it needed at most that), the MDM 50% only
+    at 8e12: A = log10(C_AR / C_MDM) ≤ log10(2e12 / 8e12), a bound, not a value."""
+    from dvar.study.verdicts import reach
+
+    def point(budget, flops, accuracy):
+        return {"budget": budget, "steps": int(8 * budget), "flops": {"mean": flops}, "accuracy": {"mean": accuracy},
+                "seeds": {"0": {"accuracy": accuracy, "flops": flops}}}
+
+    fam = {"models": {"mdm": {"curve": {"topk": {"test": [point(0.25, 2e12, 0.1), point(1, 8e12, 0.5)]}}},
+                      "ar": {"curve": {"greedy": {"test": [point(0.25, 2e12, 0.6), point(1, 8e12, 0.7)]}}}}}
+    cell = reach(fam, {"a": "mdm/topk", "b": "ar/greedy", "thresholds": [0.5]}, {})["thresholds"]["0.5"]["seeds"]["0"]
+    assert cell["A"] is None and cell["A_bound"][0] == "≤"
+    assert cell["A_bound"][1] == pytest.approx(math.log10(2e12 / 8e12))
+
+
 def test_the_committed_paper_cpu_record_summarises_to_its_results(tmp_path, monkeypatch):
     """docs/studies/2026-12-04-paper-cpu, rebuilt from its own files, gives its committed
     results.md, and every curve point is the accuracy of the metrics file it names."""

@@ -174,8 +174,13 @@ def reach(fam: dict[str, Any], spec: dict[str, Any], labels: dict[str, str]) -> 
         for seed in [*seeds, None]:
             a, b = reach_flops(series("a", seed), threshold), reach_flops(series("b", seed), threshold)
             ratio = math.log10(b[0] / a[0]) if a[0] and b[0] and not (a[1] and b[1]) else None
+            bound = _bound(a[0], b[0], series("a", seed), series("b", seed))
+            if ratio is not None and a[1] != b[1]:
+                # One side reached the threshold at its smallest budget, so its compute is an
+                # upper bound: C_b ≤ x makes A ≤ log10(x / C_a); C_a ≤ y makes A ≥ log10(C_b / y).
+                bound, ratio = ("≤" if b[1] else "≥", ratio), None
             cell = {"a": a[0], "a_upper_bound": a[1], "b": b[0], "b_upper_bound": b[1], "A": ratio,
-                    "A_bound": _bound(a[0], b[0], series("a", seed), series("b", seed))}
+                    "A_bound": bound}
             if seed is None:
                 row["mean_curve"] = cell
             else:
