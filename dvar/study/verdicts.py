@@ -312,7 +312,7 @@ def data_axis(summary: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     rows: dict[str, list[dict[str, Any]]] = {}
     texts = []
     for ref in spec["models"]:
-        model, _, decoding = ref.partition("/")
+        model = ref.split("/")[0]
         for name in families:
             fam = summary["families"][name]
             entry = fam["models"].get(model)
@@ -320,14 +320,14 @@ def data_axis(summary: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
             if not entry or not seeds:
                 continue
             setting = fam["setting"]
-            compute = entry.get("compute", {})
-            gaps = {s: c["final_loss"] - c["final_valid_loss"] if c.get("final_loss") is not None
-                    and c.get("final_valid_loss") is not None else None for s, c in compute.items()}
+            loss_gaps = {s: c["final_valid_loss"] - c["final_loss"]
+                         if c.get("final_loss") is not None and c.get("final_valid_loss") is not None else None
+                         for s, c in entry.get("compute", {}).items()}
             rows.setdefault(ref, []).append({
                 "family": name, "train_size": setting["train_size"],
                 "epochs": setting["steps"] * setting["batch_size"] / setting["train_size"],
                 "accuracy": {s: v["accuracy"] for s, v in seeds.items()},
-                "valid_minus_train_loss": {s: -g if g is not None else None for s, g in gaps.items()}})
+                "valid_minus_train_loss": loss_gaps})
         if ref in rows:
             label = _label(summary, rows[ref][0]["family"], ref)
             parts = []
@@ -393,7 +393,7 @@ def family_verdicts(study: Any, family: str, fam: dict[str, Any]) -> dict[str, A
                 continue
             result = gap(fam, spec, labels)
         elif kind == "saturation":
-            if not fam["models"] or not any(ref.split("/")[0] in present for ref in spec["models"]):
+            if not any(ref.split("/")[0] in present for ref in spec["models"]):
                 continue
             result = saturation(fam, spec, labels)
         elif kind == "data":
