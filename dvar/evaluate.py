@@ -116,6 +116,23 @@ def decoding_dtype(precision: str) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
 
+def answer_lengths(run: Run, inputs: Sequence[str]) -> list[int]:
+    """Per input, the length in ids of its answer where the task fixes it (a decoder's
+    `known_length` setting): characters of the task's own format, one id each."""
+    if not isinstance(run.tokenizer, CharTokenizer):
+        raise ConfigError("known_length needs dvar's character tokenizer (one id per answer character)")
+    if run.config.data.answer_order != "forward":
+        raise ConfigError(f"known_length: the run writes its answers in the order "
+                          f"{run.config.data.answer_order!r}; only forward answers have the task's length")
+    lengths = []
+    for text in inputs:
+        length = run.task.answer_length(run.task.parse_input(text))
+        if length is None:
+            raise ConfigError(f"known_length: task {run.task.name} does not fix the length of its answers")
+        lengths.append(length)
+    return lengths
+
+
 def decode_samples(
     run: Run,
     inputs: Sequence[str],
@@ -148,6 +165,7 @@ def decode_samples(
                 f"answer within the run's cutoff of {run.cutoff}"
             )
         prompts.append(ids)
+    lengths = answer_lengths(run, inputs) if getattr(dec, "known_length", False) else None
     # Equal prompt lengths next to each other: AR batches them without padding.
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     answers: list[list[str]] = [[] for _ in prompts]
@@ -165,6 +183,7 @@ def decode_samples(
                     predict, [prompts[i] for i in chunk], seq_len=run.cutoff,
                     max_new_tokens=run.max_new_tokens, generator=generator,
                     eos_id=run.tokenizer.eos_id, mask_id=run.tokenizer.mask_id,
+                    answer_lengths=None if lengths is None else [lengths[i] for i in chunk],
                 )
             nfe += result.nfe
             batch_nfe_sum += result.nfe * len(chunk)

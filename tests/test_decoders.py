@@ -8,7 +8,7 @@ from dvar.decoders import DecodeResult, decoder_class, decoder_names, get_decode
 from dvar.decoders.topk import remask_count
 from dvar.model import Transformer, model_config
 from dvar.objectives import get_objective, objective_names
-from dvar.tokenizer import EOS_ID, MASK_ID, CharTokenizer
+from dvar.tokenizer import EOS_ID, MASK_ID, PAD_ID, CharTokenizer
 
 TOK = CharTokenizer()
 SEQ_LEN = 16
@@ -364,3 +364,61 @@ def test_threshold_zero_finishes_in_one_call_and_reveals_every_confident_positio
     assert result.nfe == 1 + 6 and result.generated[0][0::2] == [12] * 6
     capped = get_decoder("threshold", tau=0.9, max_steps=3)(half_confident, [prompt], seq_len=SEQ_LEN)
     assert capped.nfe == 3 and MASK_ID not in capped.generated[0]
+
+
+def eos_loving(x_BxL):
+    """A model that would end every answer at once: EOS (then PAD) most likely everywhere."""
+    logits = torch.zeros(*x_BxL.shape, TOK.vocab_size)
+    logits[..., EOS_ID] = 10.0
+    logits[..., PAD_ID] = 9.0
+    logits[..., 12] = 1.0
+    return logits
+
+
+@pytest.mark.parametrize("name, settings", [("topk", {"steps": 3}), ("topk", {"steps": 4, "repredict": True}),
+                                            ("margin", {"steps": 3}), ("random", {"steps": 3}),
+                                            ("threshold", {"tau": 0.5})])
+def test_known_length_mdm_answers_have_exactly_the_given_length(name, settings):
+    lengths = [3, 1, 5, 2, 4]
+    free = get_decoder(name, **settings)(eos_loving, PROMPTS, seq_len=SEQ_LEN)
+    assert all(answer == [] for answer in free.answers)  # without it the model ends at once
+    result = get_decoder(name, known_length=True, **settings)(
+        eos_loving, PROMPTS, seq_len=SEQ_LEN, answer_lengths=lengths)
+    assert result.answers == [[12] * n for n in lengths]
+    for row, prompt, n in zip(result.generated, PROMPTS, lengths):
+        assert row[n] == EOS_ID and all(token == PAD_ID for token in row[n + 1:])
+    assert result.nfe == free.nfe or name == "threshold"
+
+
+def test_known_length_up_to_the_cutoff_needs_no_eos_and_an_overlong_answer_is_an_error():
+    prompt = PROMPTS[0]
+    room = SEQ_LEN - len(prompt)
+    result = get_decoder("topk", steps=2, known_length=True)(eos_loving, [prompt], seq_len=SEQ_LEN,
+                                                              answer_lengths=[room])
+    assert result.answers == [[12] * room]
+    with pytest.raises(ValueError, match="does not fit"):
+        get_decoder("topk", known_length=True)(eos_loving, [prompt], seq_len=SEQ_LEN, answer_lengths=[room + 1])
+    with pytest.raises(ValueError, match="needs answer_lengths"):
+        get_decoder("topk", known_length=True)(eos_loving, [prompt], seq_len=SEQ_LEN)
+
+
+@pytest.mark.parametrize("name", ["greedy", "sample"])
+def test_known_length_ar_writes_the_given_length_then_stops(name):
+    def eos_first(ids, logits_at=None, kv_cache=None, start_pos=0):
+        B, L = ids.shape
+        logits = torch.zeros(B, L, TOK.vocab_size)
+        logits[..., EOS_ID] = 10.0
+        logits[..., PAD_ID] = 9.0
+        logits[..., 12] = 8.0
+        kv_cache.keys = [torch.zeros(B, 1, start_pos + L, 1)]
+        return logits[logits_at]
+
+    lengths = [3, 1, 5, 2, 4]
+    settings = {"temperature": 0.0} if name == "sample" else {}
+    free = get_decoder(name, **settings)(eos_first, PROMPTS, seq_len=SEQ_LEN)
+    assert all(answer == [] for answer in free.answers)
+    result = get_decoder(name, known_length=True, **settings)(eos_first, PROMPTS, seq_len=SEQ_LEN,
+                                                               answer_lengths=lengths)
+    assert result.answers == [[12] * n for n in lengths]
+    assert [row[-1] for row in result.generated] == [EOS_ID] * len(PROMPTS)
+

@@ -154,3 +154,32 @@ def test_threshold_eval_counts_calls_per_problem(tmp_path, sudoku4):
     assert metrics["steps"] is None and metrics["decoder_settings"] == {"tau": 2, "max_steps": 0}
     assert metrics["nfe"] == 3 * m and metrics["nfe_per_example"] == metrics["row_nfe_per_example"] == m
     assert metrics["pass_at_k"] == metrics["accuracy"] and metrics["samples"] == 1
+
+
+@pytest.mark.parametrize("objective, decoder", [("mdm", "topk"), ("ar", "greedy")])
+def test_known_length_eval_writes_every_grid_in_full(tmp_path, sudoku4, objective, decoder):
+    """A barely trained model ends answers anywhere; with known_length every answer has the
+    grid's 16 cells (the task's answer_length), and the setting is recorded."""
+    train, test = sudoku4
+    run = tmp_path / objective
+    assert main(["train", "task=sudoku", f"objective={objective}", "model=micro", f"data.train={train}",
+                 f"out_dir={run}", "data.valid_size=16", "train.max_steps=3", "train.batch_size=16",
+                 "train.eval_size=8"]) == 0
+    out = tmp_path / "eval"
+    assert main(["eval", str(run), "--data", str(test), "--decoder", decoder,
+                 "--decoder-arg", "known_length=true", "--out", str(out)]) == 0
+    rows = read_jsonl(out / "predictions.jsonl")
+    assert len(rows) == 200 and all(len(row["predict"]) == 16 for row in rows)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["decoder_settings"]["known_length"] is True
+
+
+def test_known_length_is_refused_where_the_task_does_not_fix_the_answer(tmp_path, capsys):
+    data = tmp_path / "path.jsonl"
+    assert main(["generate", "path", "--n", "200", "--seed", "0", "--workers", "1", "--out", str(data)]) == 0
+    run = tmp_path / "run"
+    assert main(["train", "task=path", "objective=mdm", "model=micro", f"data.train={data}",
+                 f"out_dir={run}", "data.valid_size=16", "train.max_steps=1", "train.batch_size=8",
+                 "train.eval_size=4"]) == 0
+    assert main(["eval", str(run), "--data", str(data), "--decoder-arg", "known_length=true"]) == 2
+    assert "does not fix the length" in capsys.readouterr().err

@@ -17,6 +17,12 @@ Every decoder is a dataclass of settings, called the same way:
 - `generator`: the only source of randomness (drawn on its device, moved to `device`).
 - `device`: where to run; default `predict.device` if it has one, else CPU.
 - `eos_id`, `mask_id`: special ids (defaults: `dvar.tokenizer`'s).
+- `answer_lengths`: per prompt, the answer's length in ids where the task fixes it
+  (`Task.answer_length`, e.g. a Sudoku grid); needed by, and only used by, a decoder set
+  `known_length=True` (a setting of every decoder): an MDM's canvas then holds EOS (then
+  PAD) right after the answer's span and no position inside it may become EOS or PAD;
+  an AR decoder may not stop before the length and stops at it. Off by default: the
+  model alone decides where its answer ends, as in the paper.
 
 The caller puts the model in eval mode; decoders run under `torch.no_grad()`.
 `DecodeResult.answers[i]` holds the ids after prompt i's SEP up to (not including) the
@@ -42,7 +48,7 @@ import torch
 
 from dvar.config import ConfigError
 from dvar.registry import Registry
-from dvar.tokenizer import EOS_ID, MASK_ID
+from dvar.tokenizer import EOS_ID, MASK_ID, PAD_ID, SEP_ID
 
 if TYPE_CHECKING:
     from dvar.config import Config
@@ -60,7 +66,8 @@ class DecodeResult:
 
 
 class Decoder(abc.ABC):
-    """Subclasses are dataclasses whose fields are the decoder's settings."""
+    """Subclasses are dataclasses whose fields are the decoder's settings; the frames
+    below (`MaskedDecoder`, `CachedDecoder`) add `known_length`, keyword-only."""
 
     name: ClassVar[str]
     family: ClassVar[str]  # "ar" or "mdm": the objective family it decodes
@@ -77,6 +84,7 @@ class Decoder(abc.ABC):
         device: torch.device | str | None = None,
         eos_id: int = EOS_ID,
         mask_id: int = MASK_ID,
+        answer_lengths: Sequence[int] | None = None,
     ) -> DecodeResult:
         """Decode every prompt; see the module docstring."""
 
@@ -85,6 +93,45 @@ def resolve_device(predict: Any, device: torch.device | str | None) -> torch.dev
     if device is not None:
         return torch.device(device)
     return torch.device(getattr(predict, "device", "cpu"))
+
+
+def checked_lengths(
+    known_length: bool, answer_lengths: Sequence[int] | None, prompts: Sequence[Sequence[int]], seq_len: int
+) -> list[int] | None:
+    """The answer lengths a `known_length` decoder works to (None when the setting is off),
+    each checked to fit `seq_len` after its prompt."""
+    if not known_length:
+        return None
+    if answer_lengths is None or len(answer_lengths) != len(prompts):
+        raise ValueError("known_length=True needs answer_lengths, one per prompt (Task.answer_length)")
+    for prompt, length in zip(prompts, answer_lengths):
+        if length < 1 or len(prompt) + length > seq_len:
+            raise ValueError(f"an answer of {length} ids does not fit after a prompt of {len(prompt)} "
+                             f"within {seq_len}")
+    return [int(length) for length in answer_lengths]
+
+
+class NoEndInside:
+    """`predict` wrapped so that no position of the answer's span (after SEP, before the
+    first EOS on the canvas) can be predicted as EOS or PAD: a canvas whose span is
+    bounded by a given EOS (`known_length`) is filled with answer ids only, re-predicted
+    tokens included. Worked out from each call's input alone, so it holds for decoders
+    that call `predict` on a subset of the rows (`threshold`)."""
+
+    def __init__(self, predict: Callable[..., torch.Tensor], banned: Sequence[int], sep_id: int,
+                 eos_id: int) -> None:
+        self.predict = predict
+        self.banned = list(banned)
+        self.sep_id, self.eos_id = sep_id, eos_id
+
+    def __call__(self, x_BxL: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        logits_BxLxV = self.predict(x_BxL, *args, **kwargs).clone()
+        after_sep_BxL = ((x_BxL == self.sep_id).cumsum(dim=1) > 0) & (x_BxL != self.sep_id)
+        before_end_BxL = (x_BxL == self.eos_id).cumsum(dim=1) == 0
+        span_BxL = after_sep_BxL & before_end_BxL
+        for token in self.banned:
+            logits_BxLxV[..., token] = logits_BxLxV[..., token].masked_fill(span_BxL, float("-inf"))
+        return logits_BxLxV
 
 
 def cut_at_eos(ids: Sequence[int], eos_id: int) -> list[int]:
@@ -101,11 +148,15 @@ def uniform(
 
 
 # ---------------------------------------------------------------------- MDM helpers
+@dataclasses.dataclass
 class MaskedDecoder(Decoder):
     """Shared frame of the MDM decoders: a canvas `prompt MASK ... MASK` of `seq_len`
-    ids per prompt, a loop of model calls that fills the masks, answers read after SEP."""
+    ids per prompt, a loop of model calls that fills the masks, answers read after SEP.
+    With `known_length` the canvas is `prompt MASK*n EOS PAD ...` (n the answer's length),
+    and the masks are filled with answer ids only (`NoEndInside`)."""
 
     family: ClassVar[str] = "mdm"
+    known_length: bool = dataclasses.field(default=False, kw_only=True)
 
     def __call__(
         self,
@@ -118,6 +169,7 @@ class MaskedDecoder(Decoder):
         device: torch.device | str | None = None,
         eos_id: int = EOS_ID,
         mask_id: int = MASK_ID,
+        answer_lengths: Sequence[int] | None = None,
     ) -> DecodeResult:
         if not prompts:
             return DecodeResult(answers=[], nfe=0, generated=[], row_nfe=[])
@@ -125,12 +177,22 @@ class MaskedDecoder(Decoder):
         lengths = [len(p) for p in prompts]
         if max(lengths) >= seq_len:
             raise ValueError(f"a prompt of {max(lengths)} ids leaves nothing to fill in {seq_len}")
+        known = checked_lengths(self.known_length, answer_lengths, prompts, seq_len)
         x_BxL = torch.full((len(prompts), seq_len), mask_id, dtype=torch.long)
+        ends = []  # where each row's maskable span stops
         for row, prompt in enumerate(prompts):
             x_BxL[row, : len(prompt)] = torch.tensor(list(prompt), dtype=torch.long)
+            end = seq_len if known is None else len(prompt) + known[row]
+            x_BxL[row, end:] = PAD_ID
+            if end < seq_len:
+                x_BxL[row, end] = eos_id
+            ends.append(end)
         x_BxL = x_BxL.to(run_on)
         positions_1xL = torch.arange(seq_len, device=run_on)[None, :]
-        maskable_BxL = positions_1xL >= torch.tensor(lengths, device=run_on)[:, None]
+        maskable_BxL = (positions_1xL >= torch.tensor(lengths, device=run_on)[:, None]) & (
+            positions_1xL < torch.tensor(ends, device=run_on)[:, None])
+        if known is not None:
+            predict = NoEndInside(predict, [eos_id, PAD_ID], SEP_ID, eos_id)
         with torch.no_grad():
             x_BxL, nfe, row_nfe = self.denoise(predict, x_BxL, maskable_BxL, generator, mask_id)
         rows = x_BxL.tolist()

@@ -125,6 +125,12 @@ class Task(abc.ABC):
         default). Must never raise."""
         return None
 
+    def answer_length(self, problem: Any) -> int | None:
+        """The length in characters of every answer to `problem` in the task's own format,
+        where the input fixes it (sudoku: one character per cell), else None (the
+        default). Decoders set `known_length` use it: no answer ends early or runs on."""
+        return None
+
     def chance(self, problem: Any) -> float | None:
         """The probability that a uniformly random answer of the answer's form is correct
         (a baseline reports state beside accuracy), or None where the task does not say."""

@@ -595,6 +595,9 @@ class SudokuTask(Task):
         return right / len(blanks)
 
     # ------------------------------------------------------------------ analysis
+    def answer_length(self, problem: SudokuPuzzle) -> int:
+        return len(problem.grid)
+
     def answer_grid(self, problem: SudokuPuzzle) -> tuple[int, int]:
         return problem.size, problem.size
 
