@@ -22,6 +22,7 @@ from dvar.tasks.sudoku import (
     SudokuPuzzle,
     SudokuTask,
     count_solutions,
+    deduction_rule,
     singles_solvable,
     solve_grid,
 )
@@ -464,6 +465,42 @@ def test_solver_matches_brute_force_on_random_blanking(seed: int, blanks: int) -
     answer = TASK.solve(SudokuPuzzle(9, tuple(grid)))
     assert answer is not None and TASK.verify(SudokuPuzzle(9, tuple(grid)), answer)
     assert singles_solvable(grid) == singles_only(grid)
+
+
+def naked_only(grid: list[int]) -> bool:
+    """Fill every cell with one candidate left, until stuck; True if the grid is then complete."""
+    size = math.isqrt(len(grid))
+    all_units = units(size)
+    grid = list(grid)
+    while 0 in grid:
+        forced = {cell: candidates(grid, cell, size, all_units) for cell in range(len(grid)) if grid[cell] == 0}
+        forced = {cell: options.pop() for cell, options in forced.items() if len(options) == 1}
+        if not forced:
+            return False
+        for cell, digit in forced.items():
+            grid[cell] = digit
+    return True
+
+
+@settings(deadline=None, max_examples=30)
+@given(seed=seeds, blanks=st.integers(min_value=0, max_value=64))
+def test_deduction_rule_is_the_least_rule_that_solves(seed: int, blanks: int) -> None:
+    """naked: naked singles alone fill the grid; hidden: they do not, naked + hidden singles
+    do; search: neither (against the independent helpers)."""
+    rng = random.Random(seed)
+    grid = digits(sample(seed)["output"])
+    for cell in rng.sample(range(81), blanks):
+        grid[cell] = 0
+    expected = "naked" if naked_only(grid) else "hidden" if singles_only(grid) else "search"
+    assert deduction_rule(tuple(grid)) == expected
+    assert TASK.extra_breakdowns["rule"](SudokuPuzzle(9, tuple(grid))) == expected
+
+
+def test_deduction_rule_on_known_puzzles() -> None:
+    hidden = "003860500000000009000510300070406190090081006008900002042108000917005020036000010"
+    assert deduction_rule(tuple(map(int, hidden))) == "hidden"
+    assert deduction_rule((0,) * 81) == "search"
+    assert deduction_rule((0,) * 16) == "search"
 
 
 @settings(deadline=None, max_examples=10)

@@ -257,6 +257,37 @@ def singles_solvable(grid: Sequence[int]) -> bool:
     return _propagate(geo, cand, queue) and all(not m & (m - 1) for m in cand)
 
 
+def _naked_singles_solve(geo: _Geometry, grid: Sequence[int]) -> bool:
+    """Whether filling every cell that has one candidate left, again and again, fills the grid."""
+    values = list(grid)
+    while True:
+        blanks = [cell for cell, value in enumerate(values) if not value]
+        if not blanks:
+            return True
+        forced = {}
+        for cell in blanks:
+            left = geo.full
+            for peer in geo.peers[cell]:
+                if values[peer]:
+                    left &= ~(1 << (values[peer] - 1))
+            if left and not left & (left - 1):
+                forced[cell] = left.bit_length()
+        if not forced:
+            return False
+        for cell, value in forced.items():
+            values[cell] = value
+
+
+@functools.lru_cache(maxsize=4096)
+def deduction_rule(grid: tuple[int, ...]) -> str:
+    """The least a solver needs to fill `grid`: "naked" (naked singles alone), "hidden"
+    (naked and hidden singles to a fixpoint), "search" (a guess somewhere)."""
+    geo = _geometry_for(len(grid))
+    if _naked_singles_solve(geo, grid):
+        return "naked"
+    return "hidden" if singles_solvable(grid) else "search"
+
+
 # ---------------------------------------------------------------------- generation
 def _random_solution(geo: _Geometry, rng: random.Random) -> list[int]:
     """A random complete grid: each diagonal box gets a random permutation (they share
@@ -578,6 +609,13 @@ class SudokuTask(Task):
 
     def breakdown(self, problem: SudokuPuzzle) -> dict[str, int | str]:
         return {"givens": problem.givens}
+
+    @property
+    def extra_breakdowns(self) -> dict[str, Any]:
+        """`rule`: the least deduction that solves the puzzle (`deduction_rule`: naked
+        singles, hidden singles too, or search), how far beyond "one candidate left" a
+        model must reason."""
+        return {"rule": lambda problem: deduction_rule(problem.grid)}
 
     partial_credit_label = "blank cells right"
 
