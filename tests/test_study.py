@@ -543,7 +543,7 @@ def test_the_committed_paper_cpu_record_summarises_to_its_results(tmp_path, monk
     record = ROOT / "docs" / "studies" / "2026-12-04-paper-cpu"
     out = tmp_path / "record"
     shutil.copytree(record, out, ignore=shutil.ignore_patterns("*.safetensors", "*.png"))
-    assert main(["study", "summary", "paper-cpu", "--out", str(out), "--only", "countdown,sat,path,path-table"]) == 0
+    assert main(["study", "summary", "paper-cpu", "--out", str(out), "--only", "countdown,sat,sudoku,path,path-table"]) == 0
     assert (out / "results.md").read_text() == (record / "results.md").read_text()
     summary = json.loads((out / "study.json").read_text())
     points = 0
@@ -554,4 +554,4 @@ def test_the_committed_paper_cpu_record_summarises_to_its_results(tmp_path, monk
                     for seed in point["seeds"].values():
                         assert seed["accuracy"] == json.loads(Path(seed["metrics"]).read_text())["accuracy"]
                         points += 1
-    assert points == 4 * 4 * 4 * 3  # 4 families x (3 MDM decodings + AR) x 4 budgets x 3 seeds
+    assert points == 5 * 4 * 4 * 3  # 5 families x (3 MDM decodings + AR) x 4 budgets x 3 seeds
