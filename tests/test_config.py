@@ -119,7 +119,7 @@ def test_decoder_settings_are_a_mapping_checked_and_typed_by_the_decoder(tmp_pat
     bad = {
         "decode: {decoder: topp}": r"r.yaml: unknown decoder 'topp'; known decoders: .*topk",
         "decode: {settings: {nois: 0.5}}": r"decode.settings.nois: decoder 'topk' has no such setting; "
-                                            r"valid: noise, remask, repredict, schedule",
+                                            r"valid: known_length, noise, remask, repredict, schedule",
         "decode: {settings: {noise: high}}": r"decode.settings.noise='high' is not a valid float",
         "decode: {settings: {steps: 5}}": r"decode.settings.steps: set decode.steps instead",
         "objective: ar\ndecode: {decoder: topk}": r"'topk' decodes mdm models.*valid: greedy, sample",

@@ -108,7 +108,7 @@ def test_eval_draws_k_samples_and_aggregates_them(tmp_path, sudoku4, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     rows = read_jsonl(out / "predictions.jsonl")
     assert metrics["samples"] == 3 and metrics["decoder"] == "sample" and metrics["steps"] is None
-    assert metrics["decoder_settings"] == {"temperature": 1.5, "top_p": 0.9}
+    assert metrics["decoder_settings"] == {"known_length": False, "temperature": 1.5, "top_p": 0.9}
     assert set(rows[0]) == {"input", "output", "predict", "correct", "group", "samples",
                             "samples_correct"}
     # Re-judge every sample: the metrics follow from the verdicts exactly.
@@ -132,7 +132,7 @@ def test_eval_draws_k_samples_and_aggregates_them(tmp_path, sudoku4, capsys):
     # Unknown settings are errors naming the known ones.
     assert main(["eval", str(run), "--data", str(head), "--decoder", "sample",
                  "--decoder-arg", "tau=0.5"]) == 2
-    assert "known: ['temperature', 'top_p']" in capsys.readouterr().err
+    assert "known: ['known_length', 'temperature', 'top_p']" in capsys.readouterr().err
 
 
 def test_threshold_eval_counts_calls_per_problem(tmp_path, sudoku4):
@@ -151,7 +151,7 @@ def test_threshold_eval_counts_calls_per_problem(tmp_path, sudoku4):
 
     cutoff = load_run(run).cutoff
     m = cutoff - (16 + 1)  # a 4x4 input is 16 digits + SEP; one position per call
-    assert metrics["steps"] is None and metrics["decoder_settings"] == {"tau": 2, "max_steps": 0}
+    assert metrics["steps"] is None and metrics["decoder_settings"] == {"known_length": False, "tau": 2, "max_steps": 0}
     assert metrics["nfe"] == 3 * m and metrics["nfe_per_example"] == metrics["row_nfe_per_example"] == m
     assert metrics["pass_at_k"] == metrics["accuracy"] and metrics["samples"] == 1
 

@@ -16,6 +16,7 @@ from dvar.cli import main
 from dvar.config import ConfigError, load_config, to_dict
 from dvar.study.spec import STUDIES
 from dvar.study.verdicts import bars, compare
+from dvar.tasks import get_task
 
 TINY = ["--steps", "12", "--train-size", "160", "--test-size", "12"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,7 +161,16 @@ def test_summary_agrees_with_the_metrics_files(miniature):
                 for row in slot["seeds"].values():
                     metrics = json.loads(Path(row["metrics"]).read_text())
                     assert row["accuracy"] == metrics["accuracy"]
-                    assert row["by"] == {k: v["accuracy"] for k, v in metrics["by"].items()}
+                    by = {k: v["accuracy"] for k, v in metrics["by"].items()}
+                    # Sudoku's extra breakdown (rule=...), counted from the predictions.
+                    rows = [json.loads(line) for line in
+                            (Path(row["metrics"]).parent / "predictions.jsonl").read_text().splitlines()]
+                    task = get_task("sudoku")
+                    for rule in {task.extra_breakdowns["rule"](task.parse_input(r["input"])) for r in rows}:
+                        oks = [r["correct"] for r in rows
+                               if task.extra_breakdowns["rule"](task.parse_input(r["input"])) == rule]
+                        by[f"rule={rule}"] = sum(oks) / len(oks)
+                    assert row["by"] == pytest.approx(by)
                     checked += 1
                 assert slot["accuracy"]["mean"] == pytest.approx(
                     sum(r["accuracy"] for r in slot["seeds"].values()) / len(slot["seeds"]))
