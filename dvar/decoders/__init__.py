@@ -48,7 +48,7 @@ import torch
 
 from dvar.config import ConfigError
 from dvar.registry import Registry
-from dvar.tokenizer import EOS_ID, MASK_ID, PAD_ID, SEP_ID
+from dvar.tokenizer import EOS_ID, MASK_ID, PAD_ID
 
 if TYPE_CHECKING:
     from dvar.config import Config
@@ -112,25 +112,19 @@ def checked_lengths(
 
 
 class NoEndInside:
-    """`predict` wrapped so that no position of the answer's span (after SEP, before the
-    first EOS on the canvas) can be predicted as EOS or PAD: a canvas whose span is
-    bounded by a given EOS (`known_length`) is filled with answer ids only, re-predicted
-    tokens included. Worked out from each call's input alone, so it holds for decoders
-    that call `predict` on a subset of the rows (`threshold`)."""
+    """`predict` wrapped so that EOS and PAD are never a prediction: with `known_length`
+    the canvas already holds the answer's EOS (and PAD after it) as given tokens, so the
+    answer's span is filled with answer ids only, re-predicted tokens included. Banned at
+    every position, as `log_probs` bans MASK: decoders read predictions at maskable
+    positions alone, so the others do not matter (and rows may be any subset, `threshold`)."""
 
-    def __init__(self, predict: Callable[..., torch.Tensor], banned: Sequence[int], sep_id: int,
-                 eos_id: int) -> None:
+    def __init__(self, predict: Callable[..., torch.Tensor], banned: Sequence[int]) -> None:
         self.predict = predict
         self.banned = list(banned)
-        self.sep_id, self.eos_id = sep_id, eos_id
 
     def __call__(self, x_BxL: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         logits_BxLxV = self.predict(x_BxL, *args, **kwargs).clone()
-        after_sep_BxL = ((x_BxL == self.sep_id).cumsum(dim=1) > 0) & (x_BxL != self.sep_id)
-        before_end_BxL = (x_BxL == self.eos_id).cumsum(dim=1) == 0
-        span_BxL = after_sep_BxL & before_end_BxL
-        for token in self.banned:
-            logits_BxLxV[..., token] = logits_BxLxV[..., token].masked_fill(span_BxL, float("-inf"))
+        logits_BxLxV[..., self.banned] = float("-inf")
         return logits_BxLxV
 
 
@@ -192,7 +186,7 @@ class MaskedDecoder(Decoder):
         maskable_BxL = (positions_1xL >= torch.tensor(lengths, device=run_on)[:, None]) & (
             positions_1xL < torch.tensor(ends, device=run_on)[:, None])
         if known is not None:
-            predict = NoEndInside(predict, [eos_id, PAD_ID], SEP_ID, eos_id)
+            predict = NoEndInside(predict, [eos_id, PAD_ID])
         with torch.no_grad():
             x_BxL, nfe, row_nfe = self.denoise(predict, x_BxL, maskable_BxL, generator, mask_id)
         rows = x_BxL.tolist()
