@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ def save_checkpoint(
     state: dict[str, Any],
     extra_tensors: dict[str, torch.Tensor] | None = None,
     keep: int = 2,
-    pinned: list[int] = (),
+    pinned: Collection[int] = (),
 ) -> Path:
     """Write checkpoint `step` atomically and keep only the newest `keep` of them, and
     those at the `pinned` steps."""

@@ -11,11 +11,16 @@ budget with the same warm-up: the rate does not depend on the budget before the 
 So one long run (the trunk) that keeps a checkpoint at each shorter budget's decay start
 (`train.save_at`) gives every shorter budget for the price of its decay alone
 (`train.branch_from`): the same weights, bit for bit, as training it from scratch.
+The same holds the other way: a longer budget starts from the trunk's last checkpoint
+before the trunk's own decay (every wsd run keeps one at its decay start) and trains only
+the steps the trunk has not (`dvar study run --extend`).
 """
 
 from __future__ import annotations
 
+import filecmp
 import math
+from pathlib import Path
 
 SCHEDULES = ("cosine", "wsd")
 
@@ -65,9 +70,11 @@ BRANCH_FREE = ("out_dir", "resume", "decode", "train.max_steps", "train.epochs",
 
 
 def branch_point(trunk: dict, branch: dict, where: str) -> int:
-    """The step at which a wsd run (`branch`, a resolved config as a dict) leaves its
-    trunk (`trunk`, the trunk's config.yaml as a dict): its decay start. ValueError if the
-    two differ in anything but BRANCH_FREE, or the trunk decays before that step."""
+    """The last step up to which a wsd run (`branch`, a resolved config as a dict) is its
+    trunk (`trunk`, the trunk's config.yaml as a dict), step for step: the earlier of the
+    two decay starts (a shorter branch leaves at its own, a longer one at the trunk's).
+    ValueError if the two differ in anything but BRANCH_FREE. Data files at other paths
+    with the same bytes count as the same data."""
     def flat(d: dict, prefix: str = "") -> dict:
         out = {}
         for key, value in d.items():
@@ -79,13 +86,17 @@ def branch_point(trunk: dict, branch: dict, where: str) -> int:
 
     have, want = flat(trunk), flat(branch)
     for key in sorted(set(have) | set(want)):
-        if have.get(key) != want.get(key):
+        if have.get(key) != want.get(key) and not _same_file(key, have.get(key), want.get(key)):
             raise ValueError(f"{where} was trained with {key}={have.get(key)!r}, this branch has "
                              f"{want.get(key)!r}: a branch differs from its trunk only in its budget "
                              "and decay")
     t, b = trunk["train"], branch["train"]
-    point = decay_start(b["max_steps"], b["decay_fraction"])
-    if point > decay_start(t["max_steps"], t["decay_fraction"]):
-        raise ValueError(f"{where} starts its decay at step {decay_start(t['max_steps'], t['decay_fraction'])}, "
-                         f"before this branch's decay start {point}: branch only from a longer trunk")
-    return point
+    return min(decay_start(b["max_steps"], b["decay_fraction"]), decay_start(t["max_steps"], t["decay_fraction"]))
+
+
+def _same_file(key: str, a: object, b: object) -> bool:
+    """Two data settings naming byte-identical files (a study's data regenerated elsewhere)."""
+    if not key.startswith("data.") or not (isinstance(a, str) and isinstance(b, str) and a and b):
+        return False
+    first, second = Path(a), Path(b)
+    return first.is_file() and second.is_file() and filecmp.cmp(first, second, shallow=False)

@@ -44,7 +44,7 @@ from dvar.objectives import Objective, objective_class
 from dvar.rundir import (COMPUTE_FILE, CONFIG_FILE, HF_SUBDIR, WEIGHTS_FILE, RunDir, compute_record,
                          save_model)
 from dvar.precision import PRECISIONS, resolve_precision
-from dvar.schedule import branch_point, check_schedule, lr_factor
+from dvar.schedule import branch_point, check_schedule, decay_start, lr_factor
 from dvar.runtime import (PROGRESS, Dist, LossWindow, Progress, TrainClock, agree, barrier, device_for,
                           init_distributed, seed_of)
 from dvar.tasks import get_task
@@ -196,7 +196,7 @@ def _train(cfg: Config, stop_after: int | None = None) -> Path:
             with s.clock.paused(s.device):
                 _validate(s, s.earlier_seconds + s.clock.total)
             s.window.restart()
-        if (_due(s.step, s.cfg.train.save_every) or s.step in s.cfg.train.save_at) and s.step < s.max_steps:
+        if (_due(s.step, s.cfg.train.save_every) or s.step in _pinned(s.cfg)) and s.step < s.max_steps:
             _save_checkpoint(s)
         if stop_after is not None and steps_this_run >= stop_after:
             s.progress.close()
@@ -391,12 +391,21 @@ def _time_is_up(s: _Session) -> bool:
     return False
 
 
+def _pinned(cfg: Config) -> set[int]:
+    """Checkpoints never rotated away: train.save_at, and a wsd run's decay start (where a
+    longer budget branches off it)."""
+    pinned = {int(step) for step in cfg.train.save_at}
+    if cfg.train.schedule == "wsd":
+        pinned.add(decay_start(cfg.train.max_steps, cfg.train.decay_fraction))
+    return pinned
+
+
 def _save_checkpoint(s: _Session, train_seconds: float | None = None) -> None:
     if s.d.main:
         seconds = s.train_seconds() if train_seconds is None else train_seconds
         save_checkpoint(s.out, s.step, s.model, s.optimizer,
                         {"schedule": s.schedule.state_dict(), "train_seconds": seconds},
-                        keep=s.cfg.train.keep_checkpoints, pinned=s.cfg.train.save_at)
+                        keep=s.cfg.train.keep_checkpoints, pinned=_pinned(s.cfg))
     barrier(s.d)
 
 
@@ -468,21 +477,32 @@ def _append(path: Path, row: dict[str, Any]) -> None:
 
 
 def _branch_checkpoint(cfg: Config) -> Path:
-    """The trunk checkpoint a fresh `train.branch_from` run starts from (its decay start),
-    after checking that the trunk is this run but for budget and decay."""
+    """The checkpoint a fresh `train.branch_from` run starts from: the latest one, of the
+    trunk or of the runs the trunk itself started from, at a step up to which that run and
+    this one are the same run (`branch_point`: the earlier decay start). A shorter budget
+    finds it at its decay start (the trunk's save_at), a longer one at the trunk's."""
     trunk = RunDir(cfg.train.branch_from)
-    held = trunk.config()
-    if held is None:
+    if trunk.config() is None:
         raise ConfigError(f"train.branch_from={trunk.path}: no run there ({CONFIG_FILE} is missing)")
-    try:
-        point = branch_point(to_dict(held), to_dict(dataclasses.replace(cfg, resume=False)), str(trunk.path))
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    found = [p for p in trunk.checkpoints() if checkpoint_step(p) == point]
+    this = to_dict(dataclasses.replace(cfg, resume=False))
+    found: list[Path] = []
+    run, first_point, seen = trunk, None, set()
+    while run is not None and run.path.resolve() not in seen:
+        seen.add(run.path.resolve())
+        held = run.config()
+        if held is None:
+            break
+        try:
+            point = branch_point(to_dict(held), this, str(run.path))
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        first_point = point if first_point is None else first_point
+        found += [p for p in run.checkpoints() if checkpoint_step(p) <= point]
+        run = RunDir(held.train.branch_from) if held.train.branch_from else None
     if not found:
-        raise ConfigError(f"train.branch_from={trunk.path} holds no checkpoint at step {point} (this run's "
-                          f"decay start): train the trunk with {point} in its train.save_at")
-    return found[0]
+        raise ConfigError(f"train.branch_from={trunk.path} holds no checkpoint at step {first_point} (where this "
+                          f"run leaves it) or before: train the trunk with {first_point} in its train.save_at")
+    return max(found, key=checkpoint_step)
 
 
 def _copy_logs(trunk: Path, out: Path) -> None:

@@ -75,10 +75,39 @@ def test_a_branch_needs_a_matching_trunk_with_its_checkpoint(tmp_path, data, one
     with pytest.raises(ConfigError, match="train.lr"):
         train(config(data, tmp_path / "b2", "train.max_steps=10", "train.lr=1e-3",
                       f"train.branch_from={trunk}"))
-    with pytest.raises(ConfigError, match="longer trunk"):
-        train(config(data, tmp_path / "b3", "train.max_steps=20", f"train.branch_from={trunk}"))
+    other = tmp_path / "other.jsonl"  # other data at another path: another run
+    other.write_text("".join(data.read_text().splitlines(keepends=True)[::-1]))
+    with pytest.raises(ConfigError, match="data.train"):
+        train(config(other, tmp_path / "b3", "train.max_steps=20", f"train.branch_from={trunk}"))
     with pytest.raises(ConfigError, match="no run there"):
         train(config(data, tmp_path / "b4", "train.max_steps=10", f"train.branch_from={tmp_path / 'none'}"))
+
+
+def test_a_longer_run_extends_its_trunk_bit_for_bit(tmp_path, data, one_thread, capsys):
+    straight = train(config(data, tmp_path / "straight", "train.max_steps=20"))
+    trunk = train(config(data, tmp_path / "trunk", "train.max_steps=12", "train.save_at=[4]",
+                         "train.keep_checkpoints=1"))
+    own = decay_start(12, 0.2)  # every wsd run keeps its decay start: where a longer one leaves it
+    assert sorted(p.name for p in (trunk / "checkpoints").iterdir()) == \
+        [f"step-{step:08d}" for step in (4, own, 12)]
+    copy = tmp_path / "copy.jsonl"  # the same data at another path (a study regenerated elsewhere)
+    copy.write_bytes(data.read_bytes())
+    longer = train(config(copy, tmp_path / "longer", "train.max_steps=20", f"train.branch_from={trunk}"))
+    assert f"from {trunk / 'checkpoints' / f'step-{own:08d}'}" in capsys.readouterr().out
+    a, b = load_file(str(straight / "model.safetensors")), load_file(str(longer / "model.safetensors"))
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
+    rows = [json.loads(line) for line in (longer / "train_log.jsonl").read_text().splitlines()]
+    alone = [json.loads(line) for line in (straight / "train_log.jsonl").read_text().splitlines()]
+    assert [row["loss"] for row in rows] == [row["loss"] for row in alone]
+    assert json.loads((longer / "compute.json").read_text())["steps"] == 20
+    # A shorter budget of the longer run finds its decay start (4) in the run it started from.
+    short = train(config(data, tmp_path / "short", "train.max_steps=5"))
+    branch = train(config(data, tmp_path / "branch", "train.max_steps=5", f"train.branch_from={longer}"))
+    assert f"from {trunk / 'checkpoints' / 'step-00000004'}" in capsys.readouterr().out
+    a, b = load_file(str(short / "model.safetensors")), load_file(str(branch / "model.safetensors"))
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
 
 
 @pytest.mark.parametrize("setting, message", [

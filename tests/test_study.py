@@ -9,7 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from safetensors.torch import load_file
 
 from dvar import study as engine
 from dvar.cli import main
@@ -452,6 +454,33 @@ def test_paper_cpu_trains_a_trunk_and_its_branches(paper_cpu):
         assert {p.name for p in (runs / f"mdm-s{steps}" / "eval").iterdir()} == {
             "test-topk", "test-margin", "test-topk-paper-repredict"}
     assert (runs / "mdm" / "eval" / "countdown_dream_cd3-topk" / "metrics.json").is_file()
+
+
+def test_a_longer_budget_starts_from_the_earlier_study_s_trunks(paper_cpu, tmp_path, monkeypatch, one_thread,
+                                                               capsys):
+    from dvar.trainer import train
+
+    monkeypatch.setenv("DVAR_TESTSETS", str(tmp_path))  # no public sets: held-out test only
+    out = tmp_path / "longer"
+    # 19 steps: the warm-up (a tenth of the steps, at most 100) stays the 16-step run's
+    assert main(["study", "run", "paper-cpu", "--only", "countdown", "--seeds", "0", "--steps", "19",
+                 "--train-size", "200", "--test-size", "12", "--models", "mdm", "--workers", "1",
+                 "--out", str(out), "--extend", str(paper_cpu)]) == 0
+    earlier, runs = paper_cpu / "countdown" / "seed0" / "runs", out / "countdown" / "seed0" / "runs"
+    printed = capsys.readouterr().out
+    # The 19-step trunk starts at the 16-step one's decay start (13); its 10-step branch (decay
+    # start 8) from the latest checkpoint before 8 of either trunk: the 16-step one's at 6.
+    assert f"branching {runs / 'mdm'} from {earlier / 'mdm' / 'checkpoints' / 'step-00000013'}" in printed
+    assert f"branching {runs / 'mdm-s10'} from {earlier / 'mdm' / 'checkpoints' / 'step-00000006'}" in printed
+    assert load_config(runs / "mdm" / "config.yaml").train.branch_from == str(earlier / "mdm")
+    # ... and is the 19-step run trained from scratch, bit for bit.
+    cfg = load_config(runs / "mdm" / "config.yaml")
+    cfg.train.branch_from, cfg.out_dir = "", str(tmp_path / "scratch")
+    scratch = train(cfg)
+    a, b = load_file(str(scratch / "model.safetensors")), load_file(str(runs / "mdm" / "model.safetensors"))
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
+    assert json.loads((runs / "mdm" / "compute.json").read_text())["steps"] == 19
 
 
 def test_paper_cpu_curve_agrees_with_metrics_and_a_hand_count_of_compute(paper_cpu):

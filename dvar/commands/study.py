@@ -46,6 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "job (dvar train keys)."),
         epilog="examples:\n  dvar study plan miniature\n  dvar study run miniature --only sudoku --seeds 0,1,2\n"
         "  dvar study run configs/studies/demo.yaml --out demo diffusion.time_weighting=elbo\n"
+        "  dvar study run paper-cpu --only path-table --steps 32000 --extend studies/paper-cpu\n"
         "  dvar study summary miniature --out docs/studies/2026-12-02-reproduce/runs\n"
         "  dvar study record paper-cpu --out studies/paper-cpu --to docs/studies/2026-12-04-paper-cpu",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,6 +70,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             sub.add_argument("--test-size", type=int, default=0, help="test problems per seed")
             sub.add_argument("--data-scale", type=float, default=1.0,
                              help="paper data sets: fraction of the paper's sizes (for tests)")
+        if action in ("run", "plan"):
+            sub.add_argument("--extend", default="", metavar="DIR",
+                             help="an earlier --out of this study at another --steps: each whole-budget "
+                                  "run starts from the same run there (its last checkpoint before "
+                                  "either's decay) instead of from scratch; same weights, fewer steps")
         sub.set_defaults(run=run)
 
 
@@ -81,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"studies/{spec.name}")
     selection = dict(only=args.only, roles=args.roles, models=args.models, quick=args.quick, steps=args.steps)
     if args.action == "plan":
-        jobs = engine.plan(spec, out, args.seeds, overrides=args.overrides, **selection)
+        jobs = engine.plan(spec, out, args.seeds, overrides=args.overrides, extend=args.extend or None,
+                           **selection)
         print(engine.format_plan(jobs))
         return 0
     if args.action == "record":
@@ -98,5 +105,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out}/results.md and study.json")
         return 0
     engine.run_study(spec, out, args.seeds, overrides=args.overrides, train_size=args.train_size,
-                     test_size=args.test_size, workers=args.workers, data_scale=args.data_scale, **selection)
+                     test_size=args.test_size, workers=args.workers, data_scale=args.data_scale,
+                     extend=args.extend or None, **selection)
     return 0

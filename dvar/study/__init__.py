@@ -27,7 +27,7 @@ from dvar.study.summary import branch_seconds, collect
 def run_study(study: Study, out: str | Path, seeds: list[int] | None = None, only: list[str] | None = None,
               roles: list[str] | None = None, models: list[str] | None = None, overrides: list[str] = (),
               quick: bool = False, steps: int = 0, train_size: int = 0, test_size: int = 0,
-              workers: int = 0, data_scale: float = 1.0,
+              workers: int = 0, data_scale: float = 1.0, extend: str | Path | None = None,
               log: Callable[[str], None] = say) -> dict[str, Any]:
     """Data, training and evaluation of every job (finished ones reused), then the
     report; returns study.json's content."""
@@ -37,7 +37,7 @@ def run_study(study: Study, out: str | Path, seeds: list[int] | None = None, onl
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seeds = list(seeds if seeds is not None else (study.quick_seeds if quick else study.seeds))
-    jobs = plan(study, out, seeds, only, roles, models, list(overrides), quick, steps)
+    jobs = plan(study, out, seeds, only, roles, models, list(overrides), quick, steps, extend)
     families = sorted({job.family.name for job in jobs})
     log(f"[1/3] data: {', '.join(families)} × seeds {', '.join(map(str, seeds))}")
     data = prepare_data(jobs, out, train_size, test_size, data_scale)

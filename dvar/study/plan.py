@@ -74,9 +74,11 @@ def data_files(family: Family, seed: int, out: Path) -> dict[str, Any]:
 
 def plan(study: Study, out: str | Path, seeds: list[int] | None = None, only: list[str] | None = None,
          roles: list[str] | None = None, models: list[str] | None = None, overrides: list[str] = (),
-         quick: bool = False, steps: int = 0) -> list[Job]:
+         quick: bool = False, steps: int = 0, extend: str | Path | None = None) -> list[Job]:
     """Every job of the study: families `only` (default all), models of `roles` (default
-    the study's) or named in `models`, `overrides` (run-config key=value) on every job."""
+    the study's) or named in `models`, `overrides` (run-config key=value) on every job.
+    `extend`: an earlier out folder of this study (another budget); each whole-budget run
+    there starts this one's (`extended`)."""
     out = Path(out)
     seeds = list(seeds if seeds is not None else (study.quick_seeds if quick else study.seeds))
     for name in only or ():
@@ -105,6 +107,8 @@ def plan(study: Study, out: str | Path, seeds: list[int] | None = None, only: li
                 jobs.append(Job(family, seed, model, cfg, tuple(tests), family.decode_steps))
                 if family.curve and base_steps:
                     jobs += branches(jobs[-1], runs, files["tests"])
+                if extend:
+                    extended(cfg, Path(extend) / family.name / f"seed{seed}" / "runs" / model.name)
     return jobs
 
 
@@ -128,6 +132,18 @@ def branches(trunk: Job, runs: Path, held_out: list[str]) -> list[Job]:
         jobs.append(dataclasses.replace(trunk, config=cfg, tests=tests, budget=budget))
     t.save_at = sorted({decay_start(j.config.train.max_steps, t.decay_fraction) for j in jobs})
     return jobs
+
+
+def extended(cfg: Config, earlier: Path) -> None:
+    """Start a whole-budget run from `earlier`, the same run at another budget (a wsd
+    trunk): from its last checkpoint before either decay, training only the steps it has
+    not (`train.branch_from`; bit for bit the run trained from scratch). Nothing to start
+    from there: trained from scratch."""
+    if (earlier / "config.yaml").is_file():
+        if cfg.train.schedule != "wsd":
+            raise ConfigError(f"--extend: {cfg.out_dir} is not a warmup-stable-decay run (a family "
+                              "without budgets); only a wsd run can start from another budget")
+        cfg.train.branch_from = str(earlier)
 
 
 def job_config(study: Study, family: Family, model: Model, seed: int, base_steps: int, train_file: str,
@@ -222,7 +238,8 @@ def format_plan(jobs: list[Job], sizes: dict[str, int] | None = None) -> str:
         total_flops += e["flops"] or 0.0
         evals = sum(len(decodings) for _, decodings in job.tests)
         flops = f"{e['flops']:.3g}" if e["flops"] else "?"
-        lines.append(f"| {job.name} | {e['model']} | {e['steps']} × {e['batch_size']} | {e['cutoff']} | "
+        extends = job.budget == 1.0 and job.trunk is not None
+        lines.append(f"| {job.name}{' (extends ' + str(job.trunk) + ')' if extends else ''} | {e['model']} | {e['steps']} × {e['batch_size']} | {e['cutoff']} | "
                      f"{e['tokens']:.3g} | {flops} | {evals} |")
     lines.append(f"\n{len(jobs)} job(s); {total_tokens:.3g} training tokens, {total_flops:.3g} FLOPs in all "
                  "(6 N per token plus attention, as compute.json counts them; cutoff estimated from 64 drawn "
