@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -196,7 +197,7 @@ def _train(cfg: Config, stop_after: int | None = None) -> Path:
             with s.clock.paused(s.device):
                 _validate(s, s.earlier_seconds + s.clock.total)
             s.window.restart()
-        if (_due(s.step, s.cfg.train.save_every) or s.step in _pinned(s.cfg)) and s.step < s.max_steps:
+        if (_due(s.step, s.cfg.train.save_every) or s.step in s.pinned) and s.step < s.max_steps:
             _save_checkpoint(s)
         if stop_after is not None and steps_this_run >= stop_after:
             s.progress.close()
@@ -241,6 +242,16 @@ class _Session:
     @property
     def max_steps(self) -> int:
         return self.cfg.train.max_steps
+
+    @functools.cached_property
+    def pinned(self) -> set[int]:
+        """Checkpoints never rotated away: train.save_at, and a wsd run's decay start
+        (where a longer budget branches off it)."""
+        t = self.cfg.train
+        pinned = {int(step) for step in t.save_at}
+        if t.schedule == "wsd":
+            pinned.add(decay_start(t.max_steps, t.decay_fraction))
+        return pinned
 
     def train_seconds(self) -> float:
         return self.earlier_seconds + self.clock.seconds(self.device)
@@ -391,21 +402,12 @@ def _time_is_up(s: _Session) -> bool:
     return False
 
 
-def _pinned(cfg: Config) -> set[int]:
-    """Checkpoints never rotated away: train.save_at, and a wsd run's decay start (where a
-    longer budget branches off it)."""
-    pinned = {int(step) for step in cfg.train.save_at}
-    if cfg.train.schedule == "wsd":
-        pinned.add(decay_start(cfg.train.max_steps, cfg.train.decay_fraction))
-    return pinned
-
-
 def _save_checkpoint(s: _Session, train_seconds: float | None = None) -> None:
     if s.d.main:
         seconds = s.train_seconds() if train_seconds is None else train_seconds
         save_checkpoint(s.out, s.step, s.model, s.optimizer,
                         {"schedule": s.schedule.state_dict(), "train_seconds": seconds},
-                        keep=s.cfg.train.keep_checkpoints, pinned=_pinned(s.cfg))
+                        keep=s.cfg.train.keep_checkpoints, pinned=s.pinned)
     barrier(s.d)
 
 
@@ -482,8 +484,6 @@ def _branch_checkpoint(cfg: Config) -> Path:
     this one are the same run (`branch_point`: the earlier decay start). A shorter budget
     finds it at its decay start (the trunk's save_at), a longer one at the trunk's."""
     trunk = RunDir(cfg.train.branch_from)
-    if trunk.config() is None:
-        raise ConfigError(f"train.branch_from={trunk.path}: no run there ({CONFIG_FILE} is missing)")
     this = to_dict(dataclasses.replace(cfg, resume=False))
     found: list[Path] = []
     run, first_point, seen = trunk, None, set()
@@ -491,6 +491,8 @@ def _branch_checkpoint(cfg: Config) -> Path:
         seen.add(run.path.resolve())
         held = run.config()
         if held is None:
+            if run is trunk:
+                raise ConfigError(f"train.branch_from={trunk.path}: no run there ({CONFIG_FILE} is missing)")
             break
         try:
             point = branch_point(to_dict(held), this, str(run.path))

@@ -238,8 +238,8 @@ def format_plan(jobs: list[Job], sizes: dict[str, int] | None = None) -> str:
         total_flops += e["flops"] or 0.0
         evals = sum(len(decodings) for _, decodings in job.tests)
         flops = f"{e['flops']:.3g}" if e["flops"] else "?"
-        extends = job.budget == 1.0 and job.trunk is not None
-        lines.append(f"| {job.name}{' (extends ' + str(job.trunk) + ')' if extends else ''} | {e['model']} | {e['steps']} × {e['batch_size']} | {e['cutoff']} | "
+        name = f"{job.name} (extends {job.trunk})" if job.budget == 1.0 and job.trunk else job.name
+        lines.append(f"| {name} | {e['model']} | {e['steps']} × {e['batch_size']} | {e['cutoff']} | "
                      f"{e['tokens']:.3g} | {flops} | {evals} |")
     lines.append(f"\n{len(jobs)} job(s); {total_tokens:.3g} training tokens, {total_flops:.3g} FLOPs in all "
                  "(6 N per token plus attention, as compute.json counts them; cutoff estimated from 64 drawn "

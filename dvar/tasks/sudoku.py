@@ -99,9 +99,11 @@ def _geometry_for(cells: int) -> _Geometry:
 
 # ---------------------------------------------------------------------- propagation
 def _propagate(
-    geo: _Geometry, cand: list[int], queue: list[int], goal: int = -1, fixed: list[int] | None = None
+    geo: _Geometry, cand: list[int], queue: list[int], goal: int = -1, fixed: list[int] | None = None,
+    hidden: bool = True,
 ) -> bool:
-    """Naked + hidden singles to a fixpoint, in place. False on a contradiction.
+    """Naked + hidden singles (naked alone with hidden=False) to a fixpoint, in place.
+    False on a contradiction.
 
     `queue` holds cells whose (single) candidate has not yet been removed from their peers.
     With a `goal` cell, stop (True) as soon as that cell is fixed: clue removal only needs
@@ -126,6 +128,8 @@ def _propagate(
                         queue.append(peer)
                         if fixed is not None:
                             fixed.append(peer)
+        if not hidden:
+            return True
         # Hidden singles: digits with exactly one possible cell in a unit. `once` collects
         # digits seen at least once, `twice` those seen at least twice.
         for unit in units:
@@ -250,40 +254,19 @@ def _search_order(geo: _Geometry, cand: list[int], order: list[int]) -> list[int
     return None
 
 
-def singles_solvable(grid: Sequence[int]) -> bool:
-    """True if naked + hidden singles alone fill the whole grid (no guessing)."""
+def singles_solvable(grid: Sequence[int], hidden: bool = True) -> bool:
+    """True if naked + hidden singles (naked alone with hidden=False) fill the whole grid
+    (no guessing)."""
     geo = _geometry_for(len(grid))
     cand, queue = _initial(geo, grid)
-    return _propagate(geo, cand, queue) and all(not m & (m - 1) for m in cand)
-
-
-def _naked_singles_solve(geo: _Geometry, grid: Sequence[int]) -> bool:
-    """Whether filling every cell that has one candidate left, again and again, fills the grid."""
-    values = list(grid)
-    while True:
-        blanks = [cell for cell, value in enumerate(values) if not value]
-        if not blanks:
-            return True
-        forced = {}
-        for cell in blanks:
-            left = geo.full
-            for peer in geo.peers[cell]:
-                if values[peer]:
-                    left &= ~(1 << (values[peer] - 1))
-            if left and not left & (left - 1):
-                forced[cell] = left.bit_length()
-        if not forced:
-            return False
-        for cell, value in forced.items():
-            values[cell] = value
+    return _propagate(geo, cand, queue, hidden=hidden) and all(not m & (m - 1) for m in cand)
 
 
 @functools.lru_cache(maxsize=4096)
 def deduction_rule(grid: tuple[int, ...]) -> str:
     """The least a solver needs to fill `grid`: "naked" (naked singles alone), "hidden"
     (naked and hidden singles to a fixpoint), "search" (a guess somewhere)."""
-    geo = _geometry_for(len(grid))
-    if _naked_singles_solve(geo, grid):
+    if singles_solvable(grid, hidden=False):
         return "naked"
     return "hidden" if singles_solvable(grid) else "search"
 
