@@ -22,7 +22,7 @@ from dvar.config import Config, ConfigError
 from dvar.data import Example, write_jsonl
 from dvar.decoders import Decoder, decode_steps, decoder_class, get_decoder
 from dvar.hf import HFBackbone, HFTokenizer
-from dvar.metrics import best_of_k, judge_all, mean_defined, summarize, summarize_samples
+from dvar.metrics import add_partial_credit, best_of_k, judge_all, summarize, summarize_samples
 from dvar.model import Transformer
 from dvar.objectives import Objective, objective_from_config
 from dvar.rundir import RunDir, load_model, write_json
@@ -294,15 +294,8 @@ def evaluate(
     n = len(examples)
     # Answers in the task's form, right or wrong: has the model learned the format?
     metrics["well_formed"] = sum(run.task.well_formed(p, a) for p, a in zip(problems, answers)) / max(n, 1)
-    # How far short of solving the answers are (Sudoku: blank cells right), where the task
-    # measures it: overall and per group, beside accuracy.
-    if run.task.partial_credit_label:
-        partial = [run.task.partial_credit(p, a) for p, a in zip(problems, answers)]
-        metrics["partial_credit_label"] = run.task.partial_credit_label
-        metrics["partial_credit"] = mean_defined(partial)
-        for key in metrics["by"]:
-            metrics["by"][key]["partial_credit"] = mean_defined(
-                [score for score, group in zip(partial, groups) if group == key])
+    # How far short of solving the answers are, where the task measures it.
+    add_partial_credit(metrics, run.task, problems, answers, groups)
     metrics.update(
         task=run.task.name,
         data=source,

@@ -108,6 +108,20 @@ def mean_defined(values: Sequence[float | None]) -> float | None:
     return sum(defined) / len(defined) if defined else None
 
 
+def add_partial_credit(summary: dict[str, Any], task: Task, problems: Sequence[Any],
+                       answers: Sequence[str], groups: Sequence[str]) -> None:
+    """Where the task measures how far short of solving its answers are (Sudoku: blank
+    cells right; path: steps on graph edges), its mean overall and per group, in place."""
+    if not task.partial_credit_label:
+        return
+    partial = [task.partial_credit(p, a) for p, a in zip(problems, answers)]
+    summary["partial_credit_label"] = task.partial_credit_label
+    summary["partial_credit"] = mean_defined(partial)
+    for key in summary["by"]:
+        summary["by"][key]["partial_credit"] = mean_defined(
+            [score for score, group in zip(partial, groups) if group == key])
+
+
 def format_table(summary: dict[str, Any], title: str = "") -> str:
     """A short human-readable table of a summary."""
     extras = [k for k in summary if k.startswith("accuracy_")]
@@ -123,6 +137,8 @@ def format_table(summary: dict[str, Any], title: str = "") -> str:
     for key, stats in summary["by"].items():
         lines.append(row(key, stats))
     lines.append(row("all", summary))
+    if summary.get("partial_credit") is not None:
+        lines.append(f"{summary['partial_credit_label']}: {100 * summary['partial_credit']:.2f}%")
     return "\n".join(lines)
 
 

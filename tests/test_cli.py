@@ -194,3 +194,23 @@ def test_dvars_errors_are_dvar_errors_with_their_old_bases():
     with pytest.raises(UnknownName, match="known tasks: countdown"):
         get_task("chess")
     assert str(UnknownName("unknown task 'x'")) == "unknown task 'x'"  # not KeyError's quotes
+
+
+def test_check_reports_partial_credit_for_predictions(tmp_path, capsys):
+    data = tmp_path / "d.jsonl"
+    run(capsys, "generate", "path", "--n", "4", "--seed", "2", "--out", str(data))
+    rows = lines(data)
+    preds = tmp_path / "p.jsonl"
+    # Right, right, a step off the graph in the first of its edges, garbage.
+    first = rows[2]["output"].split("/")
+    broken = "/".join([first[0].split(",")[0] + ",999"] + first[1:])
+    answers = [rows[0]["output"], rows[1]["output"], broken, "no path"]
+    preds.write_text("".join(json.dumps({"predict": a}) + "\n" for a in answers))
+    code, text, _ = run(capsys, "check", "path", "--data", str(data), "--predictions", str(preds), "--json")
+    summary = json.loads(text)
+    steps = len(first)
+    expected = (1 + 1 + (steps - 1) / steps + 0) / 4
+    assert code == 0 and summary["partial_credit_label"] == "steps on graph edges"
+    assert summary["partial_credit"] == pytest.approx(expected)
+    code, text, _ = run(capsys, "check", "path", "--data", str(data), "--predictions", str(preds))
+    assert "steps on graph edges:" in text

@@ -566,3 +566,37 @@ def test_analysis_layout_of_a_path_answer():
     problem = TASK.parse_input(TASK.example["input"])
     assert TASK.part_separator(problem) == "/" and TASK.answer_grid(problem) is None
     assert TASK.part_separator(TASK.parse_input("40/34/64/21/42/07-67")) is None  # compact: nodes
+
+
+@settings(deadline=None, max_examples=40)
+@given(generated)
+def test_partial_credit_counts_the_steps_on_graph_edges(case):
+    record, _ = case
+    problem = TASK.parse_input(record["input"])
+    gold = _edges(record["output"])
+    assert TASK.partial_credit(problem, record["output"]) == 1.0
+    assert TASK.partial_credit(problem, _reversed_answer(record["output"])) == 1.0
+    assert TASK.partial_credit(problem, "no path") == 0.0
+    # A step the graph does not have (a wrong lookup) costs its share of the answer.
+    missing = max(node for edge in problem.edges for node in edge) + 1
+    a, b = gold[0]
+    broken = [(a, missing)] + gold[1:]
+    assert not TASK.judge(problem, _edge_text(broken))["correct"]
+    assert TASK.partial_credit(problem, _edge_text(broken)) == (len(gold) - 1) / len(gold)
+
+
+def test_partial_credit_of_real_walks_and_of_made_up_steps():
+    problem = TASK.parse_input(TASK.example["input"])  # 5 -> 1 over 5,6/6,11/11,7/7,2/2,1
+    other_branch = "5,9/9,3/3,8/8,4/4,0"  # real edges, the wrong goal: a planning error
+    assert not TASK.judge(problem, other_branch)["correct"]
+    assert TASK.partial_credit(problem, other_branch) == 1.0
+    assert TASK.partial_credit(problem, "5,6/6,3/3,7/7,2/2,1") == pytest.approx(3 / 5)  # 6,3 and 3,7 are not edges
+
+
+@settings(deadline=None, max_examples=30)
+@given(table_generated)
+def test_table_partial_credit_reads_the_compact_answer(record):
+    problem = TASK.parse_input(record["input"])
+    assert TASK.partial_credit(problem, record["output"]) == 1.0
+    assert TASK.partial_credit(problem, record["output"][::-1]) == 1.0  # goal first
+    assert TASK.partial_credit(problem, record["output"] + "=") == 0.0  # malformed

@@ -7,7 +7,7 @@ import json
 import sys
 
 from dvar.data import DataError, read_examples, read_predictions
-from dvar.metrics import format_table, judge_all, summarize
+from dvar.metrics import add_partial_credit, format_table, judge_all, summarize
 from dvar.tasks import get_task, task_names
 
 
@@ -50,7 +50,10 @@ def run(args: argparse.Namespace) -> int:
         answers = [ex.output for ex in examples]
         source = "gold outputs"
     verdicts = judge_all(task, [ex.problem for ex in examples], answers)
-    summary = summarize([task.group(ex.problem) for ex in examples], verdicts)
+    groups = [task.group(ex.problem) for ex in examples]
+    summary = summarize(groups, verdicts)
+    if args.predictions:
+        add_partial_credit(summary, task, [ex.problem for ex in examples], answers, groups)
     if args.json:
         print(json.dumps(summary))
     else:

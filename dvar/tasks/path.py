@@ -409,6 +409,22 @@ class PathTask(Task):
         correct = _is_path(problem, answer_edges, edge_set) or _is_path(problem, undone, edge_set)
         return {"correct": correct}
 
+    partial_credit_label = "steps on graph edges"
+
+    def partial_credit(self, problem: PathProblem, answer: str) -> float | None:
+        """The share of the answer's steps that are edges of the graph (read forward, or
+        as the goal-first form: whichever scores more); 0 for a malformed answer. Every
+        correct answer scores 1; a wrong one loses each step the graph does not have
+        (a wrong lookup, or the jump a wrong branch needs to end at the goal)."""
+        try:
+            answer_edges = _parse_answer(answer.strip(), problem.compact)
+        except (ValueError, AttributeError):
+            return 0.0
+        edge_set = set(problem.edges)
+        forward = sum(edge in edge_set for edge in answer_edges)
+        backward = sum((b, a) in edge_set for a, b in answer_edges)
+        return max(forward, backward) / len(answer_edges)
+
     def well_formed(self, problem: PathProblem, answer: str) -> bool:
         """A path written in the problem's form (edges, or compact nodes)."""
         try:
