@@ -21,7 +21,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "exit status is 1 if any fails. With --predictions (JSONL, one object per line with\n"
             "a string `predict` field, in the data file's order; the reference's\n"
             "generated_predictions.jsonl with `label`/`predict` works) the predictions are\n"
-            "scored. A prediction line that is not such an object is an error (exit 2,\n"
+            "scored, with the task's partial credit where it has one (sudoku: blank cells\n"
+            "right; path: steps on graph edges). A prediction line that is not such an object is an error (exit 2,\n"
             "naming file and line); a `predict` text that does not parse is a wrong answer."
         ),
         epilog="examples:\n  dvar check sudoku --data data/paper/sudoku/test.jsonl\n"
