@@ -22,8 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "a string `predict` field, in the data file's order; the reference's\n"
             "generated_predictions.jsonl with `label`/`predict` works) the predictions are\n"
             "scored, with the task's partial credit where it has one (sudoku: blank cells\n"
-            "right; path: steps on graph edges). A prediction line that is not such an object is an error (exit 2,\n"
-            "naming file and line); a `predict` text that does not parse is a wrong answer."
+            "right; path: steps on graph edges). A prediction line that is not such an\n"
+            "object is an error (exit 2, naming file and line); a `predict` text that does\n"
+            "not parse is a wrong answer."
         ),
         epilog="examples:\n  dvar check sudoku --data data/paper/sudoku/test.jsonl\n"
         "  dvar check countdown --data data/paper/cd4/test.jsonl --predictions preds.jsonl --json",
