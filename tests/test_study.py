@@ -595,3 +595,18 @@ def test_the_committed_paper_cpu_record_summarises_to_its_results(tmp_path, monk
                         assert seed["accuracy"] == json.loads(Path(seed["metrics"]).read_text())["accuracy"]
                         points += 1
     assert points == 5 * 4 * 4 * 3  # 5 families x (3 MDM decodings + AR) x 4 budgets x 3 seeds
+
+
+def test_the_committed_controls_record_summarises_to_its_results(tmp_path, monkeypatch):
+    """docs/studies/2026-12-07-controls (issue 21, 9×9 Sudoku, seed 0), rebuilt from its
+    own files, gives its committed results.md."""
+    monkeypatch.delenv("DVAR_TESTSETS", raising=False)
+    if engine.spec.public_dir() is None:
+        pytest.skip("../shared/testsets is not beside the checkout (its public rows are part of the table)")
+    record = ROOT / "docs" / "studies" / "2026-12-07-controls"
+    out = tmp_path / "record"
+    shutil.copytree(record, out, ignore=shutil.ignore_patterns("*.safetensors", "*.png"))
+    command = (record / "README.md").read_text().split("dvar study summary ", 1)[1].split("\n", 1)[0]
+    args = command.replace("docs/studies/2026-12-07-controls", str(out)).split()
+    assert main(["study", "summary", *args]) == 0
+    assert (out / "results.md").read_text() == (record / "results.md").read_text()
