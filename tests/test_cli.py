@@ -209,7 +209,7 @@ def test_check_reports_partial_credit_for_predictions(tmp_path, capsys):
     code, text, _ = run(capsys, "check", "path", "--data", str(data), "--predictions", str(preds), "--json")
     summary = json.loads(text)
     steps = len(first)
-    expected = (1 + 1 + (steps - 1) / steps + 0) / 4
+    expected = (1 + 1 + (steps - 1) / steps) / 4  # the garbage scores 0
     assert code == 0 and summary["partial_credit_label"] == "steps on graph edges"
     assert summary["partial_credit"] == pytest.approx(expected)
     code, text, _ = run(capsys, "check", "path", "--data", str(data), "--predictions", str(preds))

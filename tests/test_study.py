@@ -580,11 +580,7 @@ def test_the_committed_paper_cpu_record_summarises_to_its_results(tmp_path, monk
     monkeypatch.delenv("DVAR_TESTSETS", raising=False)  # the real public sets (a fixture may point elsewhere)
     if engine.spec.public_dir() is None:
         pytest.skip("../shared/testsets is not beside the checkout (its public rows are part of the table)")
-    record = ROOT / "docs" / "studies" / "2026-12-04-paper-cpu"
-    out = tmp_path / "record"
-    shutil.copytree(record, out, ignore=shutil.ignore_patterns("*.safetensors", "*.png"))
-    assert main(["study", "summary", "paper-cpu", "--out", str(out), "--only", "countdown,sat,sudoku,path,path-table"]) == 0
-    assert (out / "results.md").read_text() == (record / "results.md").read_text()
+    out = _rebuilt_record(tmp_path, "2026-12-04-paper-cpu", "paper-cpu", "--only", "countdown,sat,sudoku,path,path-table")
     summary = json.loads((out / "study.json").read_text())
     points = 0
     for family in summary["families"].values():
@@ -603,10 +599,16 @@ def test_the_committed_controls_record_summarises_to_its_results(tmp_path, monke
     monkeypatch.delenv("DVAR_TESTSETS", raising=False)
     if engine.spec.public_dir() is None:
         pytest.skip("../shared/testsets is not beside the checkout (its public rows are part of the table)")
-    record = ROOT / "docs" / "studies" / "2026-12-07-controls"
+    _rebuilt_record(tmp_path, "2026-12-07-controls", "controls", "--only", "sudoku", "--seeds", "0", "--models",
+                    "ar,mdm,ar-input-mask,ar-dropout,ar-wd,mdm-no-token-rw,mdm-linear,mdm-elbo")
+
+
+def _rebuilt_record(tmp_path: Path, name: str, study: str, *args: str) -> Path:
+    """A copy of docs/studies/NAME (no weights, no plots) summarised by `dvar study summary
+    STUDY --out COPY ARGS`; asserts the rebuilt results.md is the committed one."""
+    record = ROOT / "docs" / "studies" / name
     out = tmp_path / "record"
     shutil.copytree(record, out, ignore=shutil.ignore_patterns("*.safetensors", "*.png"))
-    command = (record / "README.md").read_text().split("dvar study summary ", 1)[1].split("\n", 1)[0]
-    args = command.replace("docs/studies/2026-12-07-controls", str(out)).split()
-    assert main(["study", "summary", *args]) == 0
+    assert main(["study", "summary", study, "--out", str(out), *args]) == 0
     assert (out / "results.md").read_text() == (record / "results.md").read_text()
+    return out

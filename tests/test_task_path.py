@@ -579,8 +579,7 @@ def test_partial_credit_counts_the_steps_on_graph_edges(case):
     assert TASK.partial_credit(problem, "no path") == 0.0
     # A step the graph does not have (a wrong lookup) costs its share of the answer.
     missing = max(node for edge in problem.edges for node in edge) + 1
-    a, b = gold[0]
-    broken = [(a, missing)] + gold[1:]
+    broken = [(gold[0][0], missing)] + gold[1:]
     assert not TASK.judge(problem, _edge_text(broken))["correct"]
     assert TASK.partial_credit(problem, _edge_text(broken)) == (len(gold) - 1) / len(gold)
 

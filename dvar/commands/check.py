@@ -51,11 +51,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         answers = [ex.output for ex in examples]
         source = "gold outputs"
-    verdicts = judge_all(task, [ex.problem for ex in examples], answers)
-    groups = [task.group(ex.problem) for ex in examples]
+    problems = [ex.problem for ex in examples]
+    verdicts = judge_all(task, problems, answers)
+    groups = [task.group(problem) for problem in problems]
     summary = summarize(groups, verdicts)
     if args.predictions:
-        add_partial_credit(summary, task, [ex.problem for ex in examples], answers, groups)
+        add_partial_credit(summary, task, problems, answers, groups)
     if args.json:
         print(json.dumps(summary))
     else:
