@@ -298,7 +298,7 @@ def test_saturation_verdict_finds_where_a_curve_stops_gaining():
     assert "MDM: still gaining at 8 epochs (800 steps) (last budget: +20.0, +10.0 points)" in result["verdict"]
 
 
-def test_data_verdict_reads_accuracy_and_the_loss_gap_across_families():
+def test_data_verdict_reads_accuracy_and_the_loss_gap_across_families(tmp_path):
     from dvar.study.verdicts import data_axis
 
     def family(train_size, mdm, ar, gap):
@@ -315,6 +315,18 @@ def test_data_verdict_reads_accuracy_and_the_loss_gap_across_families():
     assert result["rows"]["ar/greedy"][1]["valid_minus_train_loss"] == {"0": 0.75, "1": 0.75}
     assert "MDM: 64,000 unique (1 epochs): 55.0% (50.0–60.0), valid − train loss +0.000" in result["verdict"]
     assert [lead["verdict"].split(" ahead")[0] for lead in result["leads"]] == ["AR", "MDM"]
+
+    # The report: a table of every seed at each data size, and a plot of it.
+    from dvar.study.output import data_axis_markdown, plot_data_axis
+
+    verdict = {"label": "accuracy against unique data", "kind": "data", **result}
+    table = data_axis_markdown("data_axis", verdict)
+    assert table[0] == "Accuracy against unique data ([data_axis.png](data_axis.png)):"
+    assert table[2] == "| model | unique problems | epochs | seed 0 | seed 1 | mean (min–max) | valid − train loss |"
+    assert "| MDM | 4,000 | 16 | 45.0% | 50.0% | 47.5% (45.0–50.0) | +0.750 |" in table
+    assert "| AR | 64,000 | 1 | 70.0% | 80.0% | 75.0% (70.0–80.0) | +0.000 |" in table
+    assert plot_data_axis(verdict, tmp_path / "data_axis.png").stat().st_size > 0
+    assert data_axis_markdown("data_axis", {**verdict, "rows": {}}) == []  # not measured: no table
 
 
 def test_the_committed_miniature_study_summarises_to_its_results(tmp_path):

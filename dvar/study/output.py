@@ -1,5 +1,6 @@
 """What a study writes from its summary: results.md, study.json and one plot per family
-(with budgets, FAMILY-curve.png too: accuracy against training FLOPs).
+(with budgets, FAMILY-curve.png too: accuracy against training FLOPs; a data verdict,
+NAME.png: accuracy and the loss gap against unique training problems).
 
 Every table and verdict is rebuilt from the metrics files at every call, so a study's
 report never disagrees with its runs.
@@ -235,9 +236,74 @@ def results_markdown(summary: dict[str, Any], seeds: list[int]) -> str:
     for family, fam in summary["families"].items():
         lines += family_markdown(fam, family, seeds, summary.get("by_decodings", []))
     if summary.get("verdicts"):
-        lines += ["## Across families", "", "Verdicts (computed from the tables above):", ""]
+        lines += ["## Across families", ""]
+        for name, verdict in summary["verdicts"].items():
+            lines += data_axis_markdown(name, verdict)
+        lines += ["Verdicts (computed from the tables above):", ""]
         lines += [f"- {v['label']}: {v['verdict']}" for v in summary["verdicts"].values()] + [""]
     return "\n".join(lines) + "\n"
+
+
+def data_axis_markdown(name: str, verdict: dict[str, Any]) -> list[str]:
+    """A data verdict's table (none before it has numbers): each model's accuracy per seed
+    at each number of unique training problems, with the epochs that makes at equal
+    compute and the mean validation − training loss (the overfitting signal); `NAME.png`
+    plots it."""
+    rows = [row for model_rows in (verdict.get("rows") or {}).values() for row in model_rows]
+    if verdict.get("kind") != "data" or not rows:
+        return []
+    seeds = sorted({s for row in rows for s in row["accuracy"]}, key=int)
+    lines = [f"{verdict['label'][0].upper()}{verdict['label'][1:]} ([{name}.png]({name}.png)):", "",
+             "| model | unique problems | epochs | " + " | ".join(f"seed {s}" for s in seeds)
+             + " | mean (min–max) | valid − train loss |",
+             "|---|---|---|" + "---|" * len(seeds) + "---|---|"]
+    for row in rows:
+        accs = list(row["accuracy"].values())
+        gaps = [g for g in row["valid_minus_train_loss"].values() if g is not None]
+        gap = f"{sum(gaps) / len(gaps):+.3f}" if gaps else "–"
+        stats = {"mean": sum(accs) / len(accs), "min": min(accs), "max": max(accs)}
+        lines.append(f"| {row['label']} | {row['train_size']:,} | {row['epochs']:.3g} | "
+                     + " | ".join(pct(row["accuracy"].get(s)) for s in seeds) + f" | {spread(stats)} | {gap} |")
+    return lines + [""]
+
+
+def plot_data_axis(verdict: dict[str, Any], path: Path) -> Path | None:
+    """A data verdict against unique training problems (log scale): each model's accuracy
+    (seed mean, min–max error bars) and its mean validation − training loss."""
+    rows_by_model = {ref: sorted(rows, key=lambda r: r["train_size"])
+                     for ref, rows in (verdict.get("rows") or {}).items() if rows}
+    if verdict.get("kind") != "data" or not rows_by_model:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (acc_ax, gap_ax) = plt.subplots(1, 2, figsize=(9.6, 3.8))
+    for ref, rows in rows_by_model.items():
+        label = f"{rows[0]['label']} {ref.partition('/')[2]}"
+        xs = [r["train_size"] for r in rows]
+        accs = [list(r["accuracy"].values()) for r in rows]
+        means = [100 * sum(a) / len(a) for a in accs]
+        errors = [[m - 100 * min(a) for m, a in zip(means, accs)], [100 * max(a) - m for m, a in zip(means, accs)]]
+        acc_ax.errorbar(xs, means, yerr=errors, fmt="o-", capsize=3, label=label)
+        gaps = [[g for g in r["valid_minus_train_loss"].values() if g is not None] for r in rows]
+        shown = [(x, sum(g) / len(g)) for x, g in zip(xs, gaps) if g]
+        if shown:
+            gap_ax.plot([x for x, _ in shown], [g for _, g in shown], "o-", label=label)
+    for ax in (acc_ax, gap_ax):
+        ax.set_xscale("log")
+        ax.set_xlabel("unique training problems (same compute)")
+    acc_ax.set_ylabel("accuracy (%), mean and min–max over seeds")
+    acc_ax.set_ylim(-3, 103)
+    gap_ax.set_ylabel("validation − training loss, seed mean")
+    gap_ax.axhline(0, color="grey", linewidth=0.5)
+    acc_ax.legend(fontsize=7, loc="best")
+    fig.suptitle(verdict["label"], fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def plot_family(family: str, fam: dict[str, Any], path: Path, by_decodings: list[str] = ()) -> Path | None:
@@ -293,3 +359,5 @@ def write_report(out: Path, summary: dict[str, Any], seeds: list[int]) -> None:
     for family, fam in summary["families"].items():
         plot_family(family, fam, out / f"{family}.png", summary.get("by_decodings", []))
         plot_curve(family, fam, out / f"{family}-curve.png", summary.get("by_decodings", []))
+    for name, verdict in (summary.get("verdicts") or {}).items():
+        plot_data_axis(verdict, out / f"{name}.png")

@@ -300,7 +300,7 @@ def study_verdicts(study: Any, summary: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for spec in study.verdicts:
         if spec["kind"] == "data":
-            out[spec["name"]] = {"label": spec.get("label", spec["name"]), **data_axis(summary, spec)}
+            out[spec["name"]] = {"label": spec.get("label", spec["name"]), "kind": "data", **data_axis(summary, spec)}
     return out
 
 
@@ -324,7 +324,7 @@ def data_axis(summary: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
                          if c.get("final_loss") is not None and c.get("final_valid_loss") is not None else None
                          for s, c in entry.get("compute", {}).items()}
             rows.setdefault(ref, []).append({
-                "family": name, "train_size": setting["train_size"],
+                "family": name, "label": _label(summary, name, ref), "train_size": setting["train_size"],
                 "epochs": setting["steps"] * setting["batch_size"] / setting["train_size"],
                 "accuracy": {s: v["accuracy"] for s, v in seeds.items()},
                 "valid_minus_train_loss": loss_gaps})
