@@ -468,6 +468,34 @@ def test_paper_cpu_trains_a_trunk_and_its_branches(paper_cpu):
     assert (runs / "mdm" / "eval" / "countdown_dream_cd3-topk" / "metrics.json").is_file()
 
 
+def test_plan_says_what_an_out_folder_holds_and_what_is_left(paper_cpu, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DVAR_TESTSETS", str(paper_cpu.parent))  # no public sets: held-out test only
+    args = ["study", "plan", "paper-cpu", "--only", "countdown", "--seeds", "0", "--steps", "16"]
+    assert main([*args, "--out", str(paper_cpu)]) == 0
+    printed = capsys.readouterr().out
+    assert "| countdown/seed0/mdm | mini | 16 × 64 |" in printed and "| trained | 3 of 3 |" in printed
+    assert "| countdown/seed0/ar@2 |" in printed and "| trained | 1 of 1 |" in printed
+    assert "Left to do: 0 run(s) to train or resume, 0 FLOPs (a branch trains only its decay), 0 evaluation(s)." in printed
+
+    out = tmp_path / "copy"  # a branch not yet trained, an evaluation missing, a run with other settings
+    shutil.copytree(paper_cpu, out)
+    for config in out.rglob("config.yaml"):  # the copy's runs name the copy's data
+        config.write_text(config.read_text().replace(str(paper_cpu), str(out)))
+    runs = out / "countdown" / "seed0" / "runs"
+    shutil.rmtree(runs / "mdm-s4")
+    shutil.rmtree(runs / "mdm" / "eval" / "test-margin")
+    (runs / "ar" / "config.yaml").write_text((runs / "ar" / "config.yaml").read_text().replace("lr: 0.002", "lr: 0.001"))
+    assert main([*args, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| countdown/seed0/mdm@4 | mini | 4 × 64 |" in printed and "| to train | 0 of 3 |" in printed
+    assert "| trained | 2 of 3 |" in printed
+    assert "| other settings | 1 of 1 |" in printed
+    left = next(line for line in printed.splitlines() if line.startswith("Left to do"))
+    assert left.startswith("Left to do: 1 run(s) to train or resume, ") and "4 evaluation(s)" in left
+    assert "countdown ≈ " in left  # timed at the pace of the folder's finished MDM trunk
+    assert "Held with other settings (the run would stop; give another --out): countdown/seed0/ar." in printed
+
+
 def test_a_longer_budget_starts_from_the_earlier_study_s_trunks(paper_cpu, tmp_path, monkeypatch, one_thread,
                                                                capsys):
     from dvar.trainer import train

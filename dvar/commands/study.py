@@ -40,10 +40,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "trains and evaluates every job with the functions `dvar train` and `dvar eval` call,\n"
             "then writes DIR/results.md, DIR/study.json and a plot per family; finished runs and\n"
             "evaluations are reused and a killed run resumes from its last checkpoint. `plan` lists\n"
-            "the jobs with their steps, tokens and FLOPs without running anything. `summary`\n"
-            "rebuilds the report from what is on disk; `record` copies what a study's record\n"
-            "commits (then `summary --out` there). key=value items override the run config of every\n"
-            "job (dvar train keys)."),
+            "the jobs with their steps, tokens and FLOPs, what --out already holds of each and what\n"
+            "is left (runs, FLOPs, evaluations, minutes at the pace of its finished runs), without\n"
+            "running anything. `summary` rebuilds the report from what is on disk; `record`\n"
+            "copies what a study's record commits (then `summary --out` there). key=value items\n"
+            "override the run config of every job (dvar train keys)."),
         epilog="examples:\n  dvar study plan miniature\n  dvar study run miniature --only sudoku --seeds 0,1,2\n"
         "  dvar study run configs/studies/demo.yaml --out demo diffusion.time_weighting=elbo\n"
         "  dvar study run paper-cpu --only path-table --steps 32000 --extend studies/paper-cpu\n"
@@ -51,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "  dvar study record paper-cpu --out studies/paper-cpu --to docs/studies/2026-12-04-paper-cpu",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    for action, text in (("run", "data, training, evaluation, report"), ("plan", "the jobs, without running"),
+    for action, text in (("run", "data, training, evaluation, report"), ("plan", "the jobs, what --out holds of them and what is left, without running"),
                          ("summary", "rebuild results.md and study.json from the files under --out"),
                          ("record", "copy what is committed of --out (configs, logs, evaluations, test data, "
                                     "the first seed's models) to --to")):

@@ -227,21 +227,78 @@ def _drawn_cutoff(family: Family) -> int:
     return _CUTOFFS[key]
 
 
+def job_state(job: Job) -> dict[str, Any]:
+    """What of a job its out folder already holds, read without touching it: the run's
+    state (trained, resumable, to train, or held with other settings: the run would stop)
+    and how many of its evaluations are done."""
+    from dvar.config import ConfigError
+    from dvar.rundir import RunDir
+
+    run = RunDir(job.run_dir)
+    try:
+        run.check_same(job.config)
+        state = "trained" if run.finished else "resumable" if run.checkpoints() else "to train"
+    except ConfigError:
+        state = "other settings"
+    evals = [run.eval_dir(data, decoding.name) / "metrics.json" for data, decodings in job.tests
+             for decoding in decodings]
+    return {"state": state, "evaluations": len(evals), "evaluations_done": sum(f.is_file() for f in evals)}
+
+
+def trained_steps(job: Job) -> int:
+    """The steps a job trains itself: a branch only its decay (from its trunk's checkpoint)."""
+    from dvar.schedule import decay_start
+
+    t = job.config.train
+    if job.budget != 1.0 and t.branch_from:
+        return t.max_steps - decay_start(t.max_steps, t.decay_fraction)
+    return t.max_steps
+
+
 def format_plan(jobs: list[Job], sizes: dict[str, int] | None = None) -> str:
-    """Markdown: one row per job with steps, tokens and FLOPs, then the totals."""
-    lines = ["| job | model | steps × batch | cutoff (≈) | tokens | training FLOPs | evaluations |",
-             "|---|---|---|---|---|---|---|"]
+    """Markdown: one row per job with steps, tokens and FLOPs and what its out folder
+    already holds, then the totals and what is left to do; where the folder holds finished
+    runs of a family, the training time left at their pace (seconds per training FLOP)."""
+    from dvar.rundir import RunDir
+
+    lines = ["| job | model | steps × batch | cutoff (≈) | tokens | training FLOPs | state | evaluations done |",
+             "|---|---|---|---|---|---|---|---|"]
     total_tokens, total_flops = 0, 0.0
+    left_flops: dict[str, float] = {}  # per family: the FLOPs still to train
+    pace: dict[str, list[float]] = {}  # per family: seconds and FLOPs of finished whole-budget runs
+    to_train, evals_left, conflicts = 0, 0, []
     for job in jobs:
         e = estimate(job, sizes)
+        state = job_state(job)
         total_tokens += e["tokens"]
         total_flops += e["flops"] or 0.0
-        evals = sum(len(decodings) for _, decodings in job.tests)
         flops = f"{e['flops']:.3g}" if e["flops"] else "?"
         name = f"{job.name} (extends {job.trunk})" if job.budget == 1.0 and job.trunk else job.name
         lines.append(f"| {name} | {e['model']} | {e['steps']} × {e['batch_size']} | {e['cutoff']} | "
-                     f"{e['tokens']:.3g} | {flops} | {evals} |")
+                     f"{e['tokens']:.3g} | {flops} | {state['state']} | "
+                     f"{state['evaluations_done']} of {state['evaluations']} |")
+        evals_left += state["evaluations"] - state["evaluations_done"]
+        if state["state"] == "other settings":
+            conflicts.append(job.name)
+        elif state["state"] != "trained":
+            to_train += 1
+            share = trained_steps(job) / max(1, job.config.train.max_steps)
+            left_flops[job.family.name] = left_flops.get(job.family.name, 0.0) + (e["flops"] or 0.0) * share
+        elif job.budget == 1.0 and not job.trunk:
+            compute = RunDir(job.run_dir).compute() or {}
+            if compute.get("train_seconds") and compute.get("flops"):
+                seconds, done = pace.setdefault(job.family.name, [0.0, 0.0])
+                pace[job.family.name] = [seconds + compute["train_seconds"], done + compute["flops"]]
     lines.append(f"\n{len(jobs)} job(s); {total_tokens:.3g} training tokens, {total_flops:.3g} FLOPs in all "
                  "(6 N per token plus attention, as compute.json counts them; cutoff estimated from 64 drawn "
                  "problems).")
+    left = f"Left to do: {to_train} run(s) to train or resume, {sum(left_flops.values()):.3g} FLOPs " \
+           f"(a branch trains only its decay), {evals_left} evaluation(s)"
+    timed = {f: left_flops[f] * pace[f][0] / pace[f][1] for f in left_flops if f in pace}
+    if timed:
+        left += "; at the pace of this folder's finished runs, " + ", ".join(
+            f"{f} ≈ {seconds / 60:.0f} worker-min" for f, seconds in timed.items())
+    lines.append(left + ".")
+    if conflicts:
+        lines.append(f"Held with other settings (the run would stop; give another --out): {', '.join(conflicts)}.")
     return "\n".join(lines)
