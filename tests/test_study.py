@@ -634,12 +634,12 @@ def test_the_committed_paper_cpu_record_summarises_to_its_results(tmp_path, monk
 
 
 def test_the_committed_controls_record_summarises_to_its_results(tmp_path, monkeypatch):
-    """docs/studies/2026-12-07-controls (issue 21, 9×9 Sudoku, seed 0), rebuilt from its
+    """docs/studies/2026-12-07-controls (issue 21, 9×9 Sudoku, seeds 0-2), rebuilt from its
     own files, gives its committed results.md."""
     monkeypatch.delenv("DVAR_TESTSETS", raising=False)
     if engine.spec.public_dir() is None:
         pytest.skip("../shared/testsets is not beside the checkout (its public rows are part of the table)")
-    _rebuilt_record(tmp_path, "2026-12-07-controls", "controls", "--only", "sudoku", "--seeds", "0", "--models",
+    _rebuilt_record(tmp_path, "2026-12-07-controls", "controls", "--only", "sudoku", "--seeds", "0,1,2", "--models",
                     "ar,mdm,ar-input-mask,ar-dropout,ar-wd,mdm-no-token-rw,mdm-linear,mdm-elbo")
 
 

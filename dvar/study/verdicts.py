@@ -248,7 +248,7 @@ def gap(fam: dict[str, Any], spec: dict[str, Any], labels: dict[str, str]) -> di
         else:
             word = f"not above {name(spec['b'])} on every seed"
         others[ref] = {"seeds": seeds, "shares": shares, "behind": behind, "says": word}
-        texts.append(f"{name(ref)}: {', '.join(f'{100 * x:.0f}%' for x in shares)} of the gap ({word})")
+        texts.append(f"{name(ref)}: {', '.join(f'{round(100 * x)}%' for x in shares)} of the gap ({word})")
     if not lead_seeds:
         return {"verdict": f"no gap: {name(spec['a'])} is not ahead of {name(spec['b'])} by more than "
                            f"{100 * TIE:.0f} points on any seed", "others": others, "seeds": []}
