@@ -52,7 +52,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "  dvar study record paper-cpu --out studies/paper-cpu --to docs/studies/2026-12-04-paper-cpu",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    for action, text in (("run", "data, training, evaluation, report"), ("plan", "the jobs, what --out holds of them and what is left, without running"),
+    for action, text in (("run", "data, training, evaluation, report"),
+                         ("plan", "the jobs, what --out holds of them and what is left, without running"),
                          ("summary", "rebuild results.md and study.json from the files under --out"),
                          ("record", "copy what is committed of --out (configs, logs, evaluations, test data, "
                                     "the first seed's models) to --to")):
