@@ -68,20 +68,9 @@ class RunDir:
         held = self.config()
         if held is None:
             return
-        have, want = to_dict(held), to_dict(cfg)
-        keys = list(RUN_SETTINGS)
-        if want["train"]["max_steps"] == 0:
-            keys[keys.index("train.max_steps")] = "train.epochs"
-        for key in keys:
-            a, b = have, want
-            for part in key.split("."):
-                a, b = a[part], b[part]
-            pairs = ([(f"{key}.{k}", a[k], b[k]) for k in b] if isinstance(b, dict)
-                     else [(key, a, b)])
-            for name, held_value, wanted in pairs:
-                if wanted is not None and held_value != wanted:
-                    raise ConfigError(f"{self.path} holds a run with {name}={held_value}, this run "
-                                      f"wants {wanted}: give another out_dir (or remove that run)")
+        for name, held_value, wanted in setting_differences(held, cfg)[:1]:
+            raise ConfigError(f"{self.path} holds a run with {name}={held_value}, this run "
+                              f"wants {wanted}: give another out_dir (or remove that run)")
 
     def state(self, cfg: Config | None = None) -> str:
         """"finished" (its weights are there), "resumable" (killed after a checkpoint) or
@@ -113,6 +102,24 @@ class RunDir:
     def write_compute(self, record: dict[str, Any]) -> Path:
         """Write compute.json atomically."""
         return write_json(self.path / COMPUTE_FILE, record)
+
+
+def setting_differences(held: Config, wanted: Config) -> list[tuple[str, Any, Any]]:
+    """`(setting, held value, wanted value)` for each of RUN_SETTINGS on which a run trained
+    with `held` is not the run `wanted` asks for; settings `wanted` leaves unresolved (None;
+    train.max_steps=0: then train.epochs) are not compared."""
+    have, want = to_dict(held), to_dict(wanted)
+    keys = list(RUN_SETTINGS)
+    if want["train"]["max_steps"] == 0:
+        keys[keys.index("train.max_steps")] = "train.epochs"
+    differences = []
+    for key in keys:
+        a, b = have, want
+        for part in key.split("."):
+            a, b = a[part], b[part]
+        pairs = [(f"{key}.{k}", a[k], b[k]) for k in b] if isinstance(b, dict) else [(key, a, b)]
+        differences += [(name, h, w) for name, h, w in pairs if w is not None and h != w]
+    return differences
 
 
 def write_json(path: Path, value: Any) -> Path:

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dvar.study.summary import stats
+
 RESULTS = "results.md"
 SUMMARY = "study.json"
 
@@ -261,9 +263,8 @@ def data_axis_markdown(name: str, verdict: dict[str, Any]) -> list[str]:
         accs = list(row["accuracy"].values())
         gaps = [g for g in row["valid_minus_train_loss"].values() if g is not None]
         gap = f"{sum(gaps) / len(gaps):+.3f}" if gaps else "–"
-        stats = {"mean": sum(accs) / len(accs), "min": min(accs), "max": max(accs)}
         lines.append(f"| {row['label']} | {row['train_size']:,} | {row['epochs']:.3g} | "
-                     + " | ".join(pct(row["accuracy"].get(s)) for s in seeds) + f" | {spread(stats)} | {gap} |")
+                     + " | ".join(pct(row["accuracy"].get(s)) for s in seeds) + f" | {spread(stats(accs))} | {gap} |")
     return lines + [""]
 
 
@@ -283,9 +284,9 @@ def plot_data_axis(verdict: dict[str, Any], path: Path) -> Path | None:
     for ref, rows in rows_by_model.items():
         label = f"{rows[0]['label']} {ref.partition('/')[2]}"
         xs = [r["train_size"] for r in rows]
-        accs = [list(r["accuracy"].values()) for r in rows]
-        means = [100 * sum(a) / len(a) for a in accs]
-        errors = [[m - 100 * min(a) for m, a in zip(means, accs)], [100 * max(a) - m for m, a in zip(means, accs)]]
+        accs = [stats(list(r["accuracy"].values())) for r in rows]
+        means = [100 * a["mean"] for a in accs]
+        errors = [[m - 100 * a["min"] for m, a in zip(means, accs)], [100 * a["max"] - m for m, a in zip(means, accs)]]
         acc_ax.errorbar(xs, means, yerr=errors, fmt="o-", capsize=3, label=label)
         gaps = [[g for g in r["valid_minus_train_loss"].values() if g is not None] for r in rows]
         shown = [(x, sum(g) / len(g)) for x, g in zip(xs, gaps) if g]

@@ -287,8 +287,9 @@ def format_plan(jobs: list[Job], sizes: dict[str, int] | None = None) -> str:
         elif job.budget == 1.0 and not job.trunk:
             compute = RunDir(job.run_dir).compute() or {}
             if compute.get("train_seconds") and compute.get("flops"):
-                seconds, done = pace.setdefault(job.family.name, [0.0, 0.0])
-                pace[job.family.name] = [seconds + compute["train_seconds"], done + compute["flops"]]
+                seconds_flops = pace.setdefault(job.family.name, [0.0, 0.0])
+                seconds_flops[0] += compute["train_seconds"]
+                seconds_flops[1] += compute["flops"]
     lines.append(f"\n{len(jobs)} job(s); {total_tokens:.3g} training tokens, {total_flops:.3g} FLOPs in all "
                  "(6 N per token plus attention, as compute.json counts them; cutoff estimated from 64 drawn "
                  "problems).")
