@@ -72,22 +72,26 @@ class RunDir:
             raise ConfigError(f"{self.path} holds a run with {name}={held_value}, this run "
                               f"wants {wanted}: give another out_dir (or remove that run)")
 
-    def state(self, cfg: Config | None = None) -> str:
+    def peek(self, cfg: Config | None = None) -> str:
         """"finished" (its weights are there), "resumable" (killed after a checkpoint) or
-        "fresh"; a run directory killed before its first checkpoint is removed (nothing in
-        it to keep). With `cfg`: ConfigError if it holds a run with other settings."""
+        "fresh", read without touching anything. With `cfg`: ConfigError if it holds a run
+        with other settings."""
         if cfg is not None:
             self.check_same(cfg)
         if self.finished:
             return "finished"
-        if self.checkpoints():
-            return "resumable"
-        if self.path.is_dir():
+        return "resumable" if self.checkpoints() else "fresh"
+
+    def state(self, cfg: Config | None = None) -> str:
+        """`peek`, made ready to train: a run directory killed before its first checkpoint
+        is removed (nothing in it to keep)."""
+        state = self.peek(cfg)
+        if state == "fresh" and self.path.is_dir():
             if any(self.path.iterdir()) and not (self.path / CONFIG_FILE).is_file():
                 raise ConfigError(f"{self.path} is not empty and holds no run ({CONFIG_FILE} "
                                   "is missing): give another out_dir")
             shutil.rmtree(self.path)
-        return "fresh"
+        return state
 
     def eval_dir(self, data_file: str | Path, label: str) -> Path:
         """Where the evaluation of `data_file` labelled `label` (its decoding) goes:

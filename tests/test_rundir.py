@@ -33,17 +33,18 @@ def test_states_of_a_run_directory(tmp_path):
     run.path.mkdir()
     save_config(run_config(run.path), run.path / "config.yaml")
     (run.path / "train_log.jsonl").write_text('{"step": 1}\n')
+    assert run.peek() == "fresh" and run.path.exists()  # peek reads, touches nothing
     assert run.state() == "fresh" and not run.path.exists()
     # Killed after a checkpoint: resumable.
     step = run.path / "checkpoints" / "step-00000005"
     step.mkdir(parents=True)
     (step / "state.json").write_text("{}")
     save_config(run_config(run.path), run.path / "config.yaml")
-    assert run.state() == "resumable" and run.checkpoints() == [step]
+    assert run.peek() == run.state() == "resumable" and run.checkpoints() == [step]
     assert run.config().train.max_steps == 10
     tokenizer, model = micro_model()
     save_model(run.path, model, tokenizer)
-    assert run.finished and run.state() == "finished"
+    assert run.finished and run.peek() == run.state() == "finished"
 
 
 def test_a_directory_that_holds_no_run_is_never_cleared(tmp_path):

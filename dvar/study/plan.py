@@ -236,8 +236,7 @@ def job_state(job: Job) -> dict[str, Any]:
 
     run = RunDir(job.run_dir)
     try:
-        run.check_same(job.config)
-        state = "trained" if run.finished else "resumable" if run.checkpoints() else "to train"
+        state = {"finished": "trained", "resumable": "resumable", "fresh": "to train"}[run.peek(job.config)]
     except ConfigError:
         state = "other settings"
     evals = [run.eval_dir(data, decoding.name) / "metrics.json" for data, decodings in job.tests
