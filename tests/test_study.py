@@ -640,7 +640,7 @@ def test_the_committed_controls_record_summarises_to_its_results(tmp_path, monke
     if engine.spec.public_dir() is None:
         pytest.skip("../shared/testsets is not beside the checkout (its public rows are part of the table)")
     _rebuilt_record(tmp_path, "2026-12-07-controls", "controls", "--only", "sudoku", "--seeds", "0,1,2", "--models",
-                    "ar,mdm,ar-input-mask,ar-dropout,ar-wd,mdm-no-token-rw,mdm-linear,mdm-elbo")
+                    "ar,mdm,ar-input-mask,ar-dropout,ar-wd,mdm-no-token-rw,mdm-linear,mdm-elbo,mdm-reference")
 
 
 def _rebuilt_record(tmp_path: Path, name: str, study: str, *args: str) -> Path:
