@@ -68,7 +68,9 @@ class RunDir:
         held = self.config()
         if held is None:
             return
-        for name, held_value, wanted in setting_differences(held, cfg)[:1]:
+        differences = setting_differences(held, cfg)
+        if differences:
+            name, held_value, wanted = differences[0]
             raise ConfigError(f"{self.path} holds a run with {name}={held_value}, this run "
                               f"wants {wanted}: give another out_dir (or remove that run)")
 
