@@ -7,17 +7,22 @@
     RUN/compute.json         parameters, tokens, FLOPs and seconds of training
     RUN/train_log.jsonl, eval_log.jsonl, loss.png
     RUN/eval/STEM-LABEL/     one evaluation: predictions.jsonl, metrics.json
+    RUN/.claim               the lock of the process that owns the directory (`RunDir.claim`)
 
 Everything else asks `RunDir` what a directory holds (finished, resumable, fresh, or
 trained with other settings) and where an evaluation goes; `save_model`/`load_model`
-write and read both kinds of backbone through one interface.
+write and read both kinds of backbone through one interface. One process at a time owns a
+run directory: training and a study's job claim it, a second claimant gets an error.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,11 @@ WEIGHTS_FILE = "model.safetensors"
 HF_SUBDIR = "hf"  # = dvar.hf.RUN_SUBDIR
 COMPUTE_FILE = "compute.json"
 EVAL_DIR = "eval"
+CLAIM_FILE = ".claim"
+# A run directory the parent process claimed for this one (`dvar study` for the torchrun
+# it starts): this process shares the parent's claim instead of taking its own.
+CLAIM_ENV = "DVAR_CLAIMED_RUN"
+_claims: dict[Path, int] = {}  # this process's claims: directory -> its lock's fd
 
 # The settings that define a run: a directory trained with other values is another run.
 # Whole sections (`arch`, `diffusion`) compare every key they hold.
@@ -86,14 +96,49 @@ class RunDir:
 
     def state(self, cfg: Config | None = None) -> str:
         """`peek`, made ready to train: a run directory killed before its first checkpoint
-        is removed (nothing in it to keep)."""
+        is emptied (nothing in it to keep), unless another process owns it (ConfigError)."""
         state = self.peek(cfg)
         if state == "fresh" and self.path.is_dir():
-            if any(self.path.iterdir()) and not (self.path / CONFIG_FILE).is_file():
-                raise ConfigError(f"{self.path} is not empty and holds no run ({CONFIG_FILE} "
-                                  "is missing): give another out_dir")
-            shutil.rmtree(self.path)
+            with self.claim():
+                left = [path for path in self.path.iterdir() if path.name != CLAIM_FILE]
+                if left and not (self.path / CONFIG_FILE).is_file():
+                    raise ConfigError(f"{self.path} is not empty and holds no run ({CONFIG_FILE} "
+                                      "is missing): give another out_dir")
+                for path in left:
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
         return state
+
+    @contextlib.contextmanager
+    def claim(self) -> Iterator[None]:
+        """Own the directory while the block runs (it is created if missing): another
+        process that claims it meanwhile gets a ConfigError naming this one. The lock
+        (`.claim`, an flock) ends with the block or with the process, however it dies.
+        Nested claims in one process are one; a child started with DVAR_CLAIMED_RUN set
+        to the directory shares its parent's claim."""
+        key = self.path.resolve()
+        if key in _claims or os.environ.get(CLAIM_ENV) == str(key):
+            yield
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / CLAIM_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ConfigError(f"{self.path} is in use by another process (pid {holder}): wait for it "
+                              "to end, or give another out_dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _claims[key] = fd
+        try:
+            yield
+        finally:
+            del _claims[key]
+            os.close(fd)  # releases the lock
 
     def eval_dir(self, data_file: str | Path, label: str) -> Path:
         """Where the evaluation of `data_file` labelled `label` (its decoding) goes:

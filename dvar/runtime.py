@@ -44,7 +44,7 @@ def init_distributed() -> Dist:
 
 def device_for(d: Dist) -> torch.device:
     if torch.cuda.is_available():
-        torch.cuda.setdevice_for(d.local_rank)
+        torch.cuda.set_device(d.local_rank)
         return torch.device("cuda", d.local_rank)
     return torch.device("cpu")
 

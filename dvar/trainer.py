@@ -26,6 +26,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -175,8 +176,14 @@ def resolve(cfg: Config) -> Resolved:
 # ----------------------------------------------------------------------------- the loop
 def train(cfg: Config) -> Path:
     """Train the run `cfg` describes (resume=true: continue it from its last checkpoint);
-    returns the run directory. `cfg` is not changed; config.yaml holds the resolved one."""
-    return _train(cfg)
+    returns the run directory. `cfg` is not changed; config.yaml holds the resolved one.
+    The run directory is this process's while it trains (`RunDir.claim`; rank 0 of a
+    torchrun claims it for all ranks)."""
+    if not cfg.out_dir:
+        raise ConfigError("set out_dir=... (the run directory)")
+    owner = int(os.environ.get("RANK", "0")) == 0
+    with RunDir(cfg.out_dir).claim() if owner else contextlib.nullcontext():
+        return _train(cfg)
 
 
 def _train(cfg: Config, stop_after: int | None = None) -> Path:
@@ -516,11 +523,22 @@ def _copy_logs(trunk: Path, out: Path) -> None:
 
 
 def _truncate_logs(out: Path, step: int) -> None:
-    """Drop log rows written after the checkpoint a run resumes from."""
+    """Drop log rows written after the checkpoint a run resumes from, and a last row the
+    kill cut short (rows are appended: only the last can be)."""
     for name in (LOG_FILE, EVAL_LOG_FILE):
         path = out / name
-        if path.exists():
-            kept = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= step]
-            path.write_text("".join(line + "\n" for line in kept))
+        if not path.exists():
+            continue
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        kept = []
+        for number, line in enumerate(lines, 1):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                if number < len(lines):
+                    raise
+                break
+            if row["step"] <= step:
+                kept.append(line)
+        path.write_text("".join(line + "\n" for line in kept))
 

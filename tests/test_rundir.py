@@ -4,6 +4,7 @@ save/load of dvar's own backbone through one interface."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from dvar.config import ConfigError, load_config, save_config
 from dvar.model import Transformer, model_config
 from dvar.rundir import RunDir, compute_record, load_model, save_model
 from dvar.tokenizer import CharTokenizer
+from dvar.trainer import train
 
 
 def run_config(out: Path, *extra: str):
@@ -34,7 +36,8 @@ def test_states_of_a_run_directory(tmp_path):
     save_config(run_config(run.path), run.path / "config.yaml")
     (run.path / "train_log.jsonl").write_text('{"step": 1}\n')
     assert run.peek() == "fresh" and run.path.exists()  # peek reads, touches nothing
-    assert run.state() == "fresh" and not run.path.exists()
+    assert run.state() == "fresh" and not (run.path / "config.yaml").exists()
+    assert not [p for p in run.path.iterdir() if p.name != ".claim"]
     # Killed after a checkpoint: resumable.
     step = run.path / "checkpoints" / "step-00000005"
     step.mkdir(parents=True)
@@ -45,6 +48,26 @@ def test_states_of_a_run_directory(tmp_path):
     tokenizer, model = micro_model()
     save_model(run.path, model, tokenizer)
     assert run.finished and run.peek() == run.state() == "finished"
+
+
+def test_a_run_directory_has_one_owner(tmp_path, claimed_elsewhere):
+    run = RunDir(tmp_path / "run")
+    with claimed_elsewhere(run.path) as pid:
+        save_config(run_config(run.path), run.path / "config.yaml")  # its training, before a checkpoint
+        in_use = re.escape(f"{run.path} is in use by another process (pid {pid})")
+        with pytest.raises(ConfigError, match=in_use):
+            with run.claim():
+                pass
+        with pytest.raises(ConfigError, match=in_use):
+            run.state()  # would clear what the owner writes
+        with pytest.raises(ConfigError, match=in_use):
+            train(run_config(run.path))
+        assert (run.path / "config.yaml").is_file()
+    # The claim ended with its process, however it died; nested claims in one process are one.
+    with run.claim():
+        assert run.state() == "fresh" and not (run.path / "config.yaml").exists()
+    with run.claim():
+        pass
 
 
 def test_a_directory_that_holds_no_run_is_never_cleared(tmp_path):

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -232,6 +237,52 @@ def test_overrides_change_what_is_trained_and_a_different_run_is_refused(miniatu
                  "--out", str(miniature), "--steps", "12", "--train-size", "160", "--test-size", "12",
                  "diffusion.time_weighting=elbo"]) == 2
     assert "holds a run with diffusion.time_weighting=none, this run wants elbo" in capsys.readouterr().err
+
+
+def test_a_run_another_process_owns_stops_a_study_with_its_name(miniature, capsys, claimed_elsewhere):
+    run = miniature / "sudoku" / "seed0" / "runs" / "mdm"
+    with claimed_elsewhere(run) as pid:
+        capsys.readouterr()
+        assert main(["study", "run", "miniature", "--only", "sudoku", "--seeds", "0", "--models", "mdm",
+                     "--out", str(miniature), *TINY, "--workers", "1"]) == 2
+    assert f"{run} is in use by another process (pid {pid})" in capsys.readouterr().err
+
+
+def test_a_worker_ends_with_the_study_that_started_it():
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("reads process states from /proc")
+    engine_process = subprocess.Popen([sys.executable, "-c", ABANDONED_POOL], stdout=subprocess.PIPE, text=True)
+    worker = int(engine_process.stdout.readline())
+    engine_process.wait(timeout=60)
+    try:
+        deadline = time.monotonic() + 30
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(worker)
+    finally:
+        if _alive(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+# A study engine killed while its worker trains: no shutdown of its pool.
+ABANDONED_POOL = """
+import os, time
+from dvar.study.runner import worker_pool
+pool = worker_pool(1, 1)
+print(pool.submit(os.getpid).result(), flush=True)
+pool.submit(time.sleep, 120)
+time.sleep(0.5)
+os._exit(0)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie that nothing reaps counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
 
 
 def test_compare_and_bar_verdicts():

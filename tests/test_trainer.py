@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from dvar.cli import main
 from dvar.config import ConfigError, load_config
 from dvar.rundir import RunDir
+from dvar.runtime import Dist, device_for
 from dvar.trainer import _train, resolve, train
 
 
@@ -73,6 +74,8 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, data):
     killed = config(data, tmp_path / "killed", *settings)
     _train(killed, stop_after=4)  # dies one step after the step-3 checkpoint
     assert not (tmp_path / "killed" / "model.safetensors").exists()
+    with (tmp_path / "killed" / "train_log.jsonl").open("a") as log:
+        log.write('{"step": 5, "loss": 0.4')  # and while writing its next row
     resumed = train(config(data, tmp_path / "killed", *settings, "resume=true"))
     a, b = weights(straight), weights(resumed)
     assert a.keys() == b.keys()
@@ -220,3 +223,11 @@ def test_grid_positions_are_a_recorded_run_setting(tmp_path, data):
     assert Transformer.load(out).config.grid == 4
     with pytest.raises(ConfigError, match="arch.grid structures dvar's own"):
         load_config(None, ["task=sudoku", "model=hf:gpt2", "arch.grid=9"])
+
+
+def test_a_gpu_process_selects_its_local_device(monkeypatch):
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    assert device_for(Dist(rank=3, world=4, local_rank=1)) == torch.device("cuda", 1)
+    assert chosen == [1]

@@ -8,7 +8,9 @@ settings is an error, never silently reused (`dvar.rundir`).
 
 On a CPU the jobs run in worker processes (one pool, the cores split between them,
 longest job first); where GPUs are visible each training is one `torchrun` over all of
-them, one job after another.
+them, one job after another. A job owns its run directory while it trains and evaluates
+(`RunDir.claim`: a second `dvar study run` on the same folder stops at it with an error
+instead of writing into it), and a worker ends with the process that started it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
+import multiprocessing.connection
+import os
 import subprocess
 import sys
 import time
@@ -82,9 +86,10 @@ def train_if_needed(job: Job) -> float | None:
     None when the run was reused. GPUs visible: one torchrun over all of them."""
     import torch
 
-    from dvar.rundir import RunDir
+    from dvar.rundir import CLAIM_ENV, RunDir
 
-    state = RunDir(job.run_dir).state(job.config)
+    run = RunDir(job.run_dir)
+    state = run.state(job.config)
     if state == "finished":
         return None
     cfg = dataclasses.replace(job.config, resume=state == "resumable")
@@ -97,7 +102,9 @@ def train_if_needed(job: Job) -> float | None:
         plan_file = job.run_dir.parent / f"{job.model.name}.job.yaml"
         save_config(cfg, plan_file)
         launcher = ["torchrun", "--standalone", f"--nproc_per_node={gpus}"] if gpus > 1 else [sys.executable]
-        subprocess.run([*launcher, "-m", "dvar", "train", str(plan_file)], check=True)
+        with run.claim():  # the torchrun's rank 0 shares it
+            subprocess.run([*launcher, "-m", "dvar", "train", str(plan_file)], check=True,
+                           env={**os.environ, CLAIM_ENV: str(run.path.resolve())})
     else:
         from dvar.trainer import train
 
@@ -126,27 +133,48 @@ def run_job(job: Job) -> dict[str, Any]:
     from dvar.rundir import RunDir
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    train_seconds = train_if_needed(job)
-    if train_seconds is not None:  # the study's own record of the training's wall time
-        (job.run_dir / "study-train.json").write_text(json.dumps({"seconds": round(train_seconds, 1)}) + "\n")
-    run = None  # loaded once, and only if an evaluation is missing
-    evals: dict[str, float | None] = {}
-    for data_file, decodings in job.tests:
-        for decoding in decodings:
-            out = RunDir(job.run_dir).eval_dir(data_file, decoding.name)
-            seconds = None  # None: a finished evaluation (its metrics.json), reused
-            if not (out / "metrics.json").is_file():
-                run = run or load_run(job.run_dir, device)
-                seconds = evaluate_into(run, job, data_file, decoding, out)
-            evals[out.name] = seconds
+    with RunDir(job.run_dir).claim():
+        train_seconds = train_if_needed(job)
+        if train_seconds is not None:  # the study's own record of the training's wall time
+            (job.run_dir / "study-train.json").write_text(json.dumps({"seconds": round(train_seconds, 1)}) + "\n")
+        run = None  # loaded once, and only if an evaluation is missing
+        evals: dict[str, float | None] = {}
+        for data_file, decodings in job.tests:
+            for decoding in decodings:
+                out = RunDir(job.run_dir).eval_dir(data_file, decoding.name)
+                seconds = None  # None: a finished evaluation (its metrics.json), reused
+                if not (out / "metrics.json").is_file():
+                    run = run or load_run(job.run_dir, device)
+                    seconds = evaluate_into(run, job, data_file, decoding, out)
+                evals[out.name] = seconds
     return {"job": job.name, "train_seconds": train_seconds, "eval_seconds": evals}
 
 
 # ---------------------------------------------------------------------- the pool
+def worker_pool(workers: int, threads: int) -> ProcessPoolExecutor:
+    """`workers` fresh processes of `threads` threads each (spawned: no fork of a process
+    that holds torch threads). A worker exits when the process that made the pool dies,
+    so a killed `dvar study run` leaves no training behind to collide with the next one."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(threads,))
+
+
 def _init_worker(threads: int) -> None:
+    import threading
+
     import torch
 
     torch.set_num_threads(threads)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_with(sentinel: int) -> None:
+    """Wait for the parent's end, then end this process (checkpoints are atomic: a
+    training killed here resumes from its last one)."""
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
 
 
 def run_jobs(jobs: list[Job], workers: int = 1, log: Callable[[str], None] = say) -> list[dict[str, Any]]:
@@ -179,9 +207,7 @@ def run_jobs(jobs: list[Job], workers: int = 1, log: Callable[[str], None] = say
             done(job, run_job(job), len(waiting))
         return results
     threads = max(1, torch.get_num_threads() // workers)
-    context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(threads,)) as pool:
+    with worker_pool(workers, threads) as pool:
         pending: dict[Any, Job] = {}
         while waiting or pending:
             while len(pending) < workers and (job := next_ready()) is not None:
@@ -209,4 +235,5 @@ def prepare_data(jobs: list[Job], out: Path, train_size: int = 0, test_size: int
     return data
 
 
-__all__ = ["make_data", "prepare_data", "run_job", "run_jobs", "seed_dir", "train_if_needed"]
+__all__ = ["make_data", "prepare_data", "run_job", "run_jobs", "seed_dir", "train_if_needed",
+           "worker_pool"]
