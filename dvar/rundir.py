@@ -48,6 +48,10 @@ RUN_SETTINGS = ("task", "objective", "model", "seed", "data.train", "data.answer
                 "train.max_steps", "train.batch_size", "train.lr", "arch", "diffusion", "ar")
 
 
+class RunInUse(ConfigError):
+    """The run directory is another process's (`RunDir.claim`)."""
+
+
 class RunDir:
     """A run directory: `RunDir("runs/sudoku-mdm").state(cfg)`."""
 
@@ -114,7 +118,7 @@ class RunDir:
     @contextlib.contextmanager
     def claim(self) -> Iterator[None]:
         """Own the directory while the block runs (it is created if missing): another
-        process that claims it meanwhile gets a ConfigError naming this one. The lock
+        process that claims it meanwhile gets a RunInUse error naming this one. The lock
         (`.claim`, an flock) ends with the block or with the process, however it dies.
         Nested claims in one process are one; a child started with DVAR_CLAIMED_RUN set
         to the directory shares its parent's claim."""
@@ -129,8 +133,8 @@ class RunDir:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise ConfigError(f"{self.path} is in use by another process (pid {holder}): wait for it "
-                              "to end, or give another out_dir") from None
+            raise RunInUse(f"{self.path} is in use by another process (pid {holder}): wait for it "
+                           "to end, or give another out_dir") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         _claims[key] = fd

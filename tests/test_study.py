@@ -239,13 +239,17 @@ def test_overrides_change_what_is_trained_and_a_different_run_is_refused(miniatu
     assert "holds a run with diffusion.time_weighting=none, this run wants elbo" in capsys.readouterr().err
 
 
-def test_a_run_another_process_owns_stops_a_study_with_its_name(miniature, capsys, claimed_elsewhere):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_run_another_process_owns_is_skipped_and_named(miniature, capsys, claimed_elsewhere, workers):
     run = miniature / "sudoku" / "seed0" / "runs" / "mdm"
     with claimed_elsewhere(run) as pid:
         capsys.readouterr()
-        assert main(["study", "run", "miniature", "--only", "sudoku", "--seeds", "0", "--models", "mdm",
-                     "--out", str(miniature), *TINY, "--workers", "1"]) == 2
-    assert f"{run} is in use by another process (pid {pid})" in capsys.readouterr().err
+        assert main(["study", "run", "miniature", "--only", "sudoku", "--seeds", "0", "--models", "mdm,ar",
+                     "--out", str(miniature), *TINY, "--workers", workers]) == 2
+    printed = capsys.readouterr()
+    assert "done: sudoku/seed0/ar (reused" in printed.out  # the other jobs go on
+    assert f"skipped: sudoku/seed0/mdm ({run} is in use by another process (pid {pid})" in printed.out
+    assert "1 job(s) skipped" in printed.err and f"pid {pid}" in printed.err
 
 
 def test_a_worker_ends_with_the_study_that_started_it():
@@ -517,6 +521,19 @@ def test_paper_cpu_trains_a_trunk_and_its_branches(paper_cpu):
         assert {p.name for p in (runs / f"mdm-s{steps}" / "eval").iterdir()} == {
             "test-topk", "test-margin", "test-topk-paper-repredict"}
     assert (runs / "mdm" / "eval" / "countdown_dream_cd3-topk" / "metrics.json").is_file()
+
+
+def test_the_branches_of_a_trunk_another_process_owns_wait_for_it_too(paper_cpu, capsys, claimed_elsewhere):
+    trunk = paper_cpu / "countdown" / "seed0" / "runs" / "mdm"
+    with claimed_elsewhere(trunk):
+        capsys.readouterr()
+        assert main(["study", "run", "paper-cpu", "--only", "countdown", "--seeds", "0", "--steps", "16",
+                     "--train-size", "200", "--test-size", "12", "--out", str(paper_cpu), "--workers", "1"]) == 2
+    printed = capsys.readouterr()
+    assert "done: countdown/seed0/ar@2 (reused" in printed.out
+    for steps in (2, 4, 8):
+        assert f"skipped: countdown/seed0/mdm@{steps} (its trunk {trunk} was skipped)" in printed.out
+    assert "4 job(s) skipped" in printed.err
 
 
 def test_plan_says_what_an_out_folder_holds_and_what_is_left(paper_cpu, tmp_path, monkeypatch, capsys):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dvar.rundir import RunInUse
 from dvar.study.output import write_report
 from dvar.study.plan import Job, format_plan, plan
 from dvar.study.runner import prepare_data, run_jobs, say
@@ -53,6 +54,10 @@ def run_study(study: Study, out: str | Path, seeds: list[int] | None = None, onl
                    wall_seconds=round(time.perf_counter() - start, 1))
     write_report(out, summary, seeds)
     log(f"wrote {out}/results.md, study.json and a plot per family in {summary['wall_seconds'] / 60:.1f} min")
+    skipped = [result for result in results if "skipped" in result]
+    if skipped:
+        raise RunInUse(f"{len(skipped)} job(s) skipped, their runs another process's; run again once it "
+                       "ends: " + "; ".join(f"{result['job']}: {result['skipped']}" for result in skipped))
     return summary
 
 

@@ -9,8 +9,9 @@ settings is an error, never silently reused (`dvar.rundir`).
 On a CPU the jobs run in worker processes (one pool, the cores split between them,
 longest job first); where GPUs are visible each training is one `torchrun` over all of
 them, one job after another. A job owns its run directory while it trains and evaluates
-(`RunDir.claim`: a second `dvar study run` on the same folder stops at it with an error
-instead of writing into it), and a worker ends with the process that started it.
+(`RunDir.claim`): a second `dvar study run` on the same folder skips that job and its
+branches instead of writing into them, and says so. A worker ends with the process that
+started it.
 """
 
 from __future__ import annotations
@@ -179,17 +180,24 @@ def _exit_with(sentinel: int) -> None:
 
 def run_jobs(jobs: list[Job], workers: int = 1, log: Callable[[str], None] = say) -> list[dict[str, Any]]:
     """Every job, longest first, on `workers` processes (the cores split between them); a
-    branch (`Job.trunk`) starts once its trunk has finished."""
+    branch (`Job.trunk`) starts once its trunk has finished. A job whose run directory
+    another process owns is skipped (its result says why), and so are its branches."""
     import torch
+
+    from dvar.rundir import RunInUse
 
     waiting = sorted(jobs, key=lambda job: -estimate(job)["tokens"] * _cost_factor(job))
     planned = {job.run_dir for job in jobs}
     finished: set[Path] = set()
+    skipped: set[Path] = set()
     results: list[dict[str, Any]] = []
 
     def next_ready() -> Job | None:
-        for job in waiting:
-            if job.trunk is None or job.trunk not in planned or job.trunk in finished:
+        for job in list(waiting):
+            if job.trunk in skipped:
+                waiting.remove(job)
+                skip(job, f"its trunk {job.trunk} was skipped")
+            elif job.trunk is None or job.trunk not in planned or job.trunk in finished:
                 waiting.remove(job)
                 return job
         return None
@@ -201,10 +209,19 @@ def run_jobs(jobs: list[Job], workers: int = 1, log: Callable[[str], None] = say
         log(f"done: {job.name} ({'reused' if took is None else f'trained in {took:.0f} s'}; "
             f"{left} job(s) left)")
 
+    def skip(job: Job, why: str) -> None:
+        results.append({"job": job.name, "skipped": why})
+        skipped.add(job.run_dir)
+        log(f"skipped: {job.name} ({why})")
+
     if workers <= 1 or len(waiting) <= 1 or torch.cuda.device_count():
         while waiting:
-            job = next_ready()
-            done(job, run_job(job), len(waiting))
+            if (job := next_ready()) is None:
+                break
+            try:
+                done(job, run_job(job), len(waiting))
+            except RunInUse as err:
+                skip(job, str(err))
         return results
     threads = max(1, torch.get_num_threads() // workers)
     with worker_pool(workers, threads) as pool:
@@ -212,10 +229,15 @@ def run_jobs(jobs: list[Job], workers: int = 1, log: Callable[[str], None] = say
         while waiting or pending:
             while len(pending) < workers and (job := next_ready()) is not None:
                 pending[pool.submit(run_job, job)] = job
+            if not pending:
+                break
             finished_now, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished_now:
                 job = pending.pop(future)
-                done(job, future.result(), len(pending) + len(waiting))
+                try:
+                    done(job, future.result(), len(pending) + len(waiting))
+                except RunInUse as err:
+                    skip(job, str(err))
     return results
 
 
