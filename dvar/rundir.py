@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,13 +129,11 @@ class RunDir:
             return
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path / CLAIM_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        if not _lock(fd, fcntl.LOCK_EX):
+            holder = _holder(fd)
             os.close(fd)
             raise RunInUse(f"{self.path} is in use by another process (pid {holder}): wait for it "
-                           "to end, or give another out_dir") from None
+                           "to end, or give another out_dir")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         _claims[key] = fd
@@ -143,6 +142,17 @@ class RunDir:
         finally:
             del _claims[key]
             os.close(fd)  # releases the lock
+
+    def owner(self) -> str | None:
+        """The pid of another process that owns the directory now (`claim`), else None."""
+        file = self.path / CLAIM_FILE
+        if self.path.resolve() in _claims or not file.is_file():
+            return None
+        fd = os.open(file, os.O_RDONLY)
+        try:
+            return None if _lock(fd, fcntl.LOCK_SH) else _holder(fd)
+        finally:
+            os.close(fd)  # and with it a lock `_lock` took
 
     def eval_dir(self, data_file: str | Path, label: str) -> Path:
         """Where the evaluation of `data_file` labelled `label` (its decoding) goes:
@@ -157,6 +167,23 @@ class RunDir:
     def write_compute(self, record: dict[str, Any]) -> Path:
         """Write compute.json atomically."""
         return write_json(self.path / COMPUTE_FILE, record)
+
+
+def _lock(fd: int, kind: int) -> bool:
+    """flock `fd` without waiting for an owner; a few tries ride out another process's
+    `owner` probe, which holds a shared lock for an instant."""
+    for attempt in range(5):
+        try:
+            fcntl.flock(fd, kind | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            time.sleep(0.05 * (attempt + 1))
+    return False
+
+
+def _holder(fd: int) -> str:
+    """The pid an owner wrote into its claim file."""
+    return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
 
 
 def setting_differences(held: Config, wanted: Config) -> list[tuple[str, Any, Any]]:

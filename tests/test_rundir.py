@@ -54,6 +54,7 @@ def test_a_run_directory_has_one_owner(tmp_path, claimed_elsewhere):
     run = RunDir(tmp_path / "run")
     with claimed_elsewhere(run.path) as pid:
         save_config(run_config(run.path), run.path / "config.yaml")  # its training, before a checkpoint
+        assert run.owner() == str(pid)
         in_use = re.escape(f"{run.path} is in use by another process (pid {pid})")
         with pytest.raises(ConfigError, match=in_use):
             with run.claim():
@@ -64,6 +65,7 @@ def test_a_run_directory_has_one_owner(tmp_path, claimed_elsewhere):
             train(run_config(run.path))
         assert (run.path / "config.yaml").is_file()
     # The claim ended with its process, however it died; nested claims in one process are one.
+    assert run.owner() is None
     with run.claim():
         assert run.state() == "fresh" and not (run.path / "config.yaml").exists()
     with run.claim():

@@ -536,7 +536,8 @@ def test_the_branches_of_a_trunk_another_process_owns_wait_for_it_too(paper_cpu,
     assert "4 job(s) skipped" in printed.err
 
 
-def test_plan_says_what_an_out_folder_holds_and_what_is_left(paper_cpu, tmp_path, monkeypatch, capsys):
+def test_plan_says_what_an_out_folder_holds_and_what_is_left(paper_cpu, tmp_path, monkeypatch, capsys,
+                                                             claimed_elsewhere):
     monkeypatch.setenv("DVAR_TESTSETS", str(paper_cpu.parent))  # no public sets: held-out test only
     args = ["study", "plan", "paper-cpu", "--only", "countdown", "--seeds", "0", "--steps", "16"]
     assert main([*args, "--out", str(paper_cpu)]) == 0
@@ -562,6 +563,9 @@ def test_plan_says_what_an_out_folder_holds_and_what_is_left(paper_cpu, tmp_path
     assert left.startswith("Left to do: 1 run(s) to train or resume, ") and "4 evaluation(s)" in left
     assert "countdown ≈ " in left  # timed at the pace of the folder's finished MDM trunk
     assert "Held with other settings (the run would stop; give another --out): countdown/seed0/ar." in printed
+    with claimed_elsewhere(runs / "mdm") as pid:  # a study run evaluating it now
+        assert main([*args, "--out", str(out)]) == 0
+    assert f"| trained, in hand now (pid {pid}) | 2 of 3 |" in capsys.readouterr().out
 
 
 def test_a_longer_budget_starts_from_the_earlier_study_s_trunks(paper_cpu, tmp_path, monkeypatch, one_thread,

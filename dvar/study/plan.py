@@ -229,8 +229,9 @@ def _drawn_cutoff(family: Family) -> int:
 
 def job_state(job: Job) -> dict[str, Any]:
     """What of a job its out folder already holds, read without touching it: the run's
-    state (trained, resumable, to train, or held with other settings: the run would stop)
-    and how many of its evaluations are done."""
+    state (trained, resumable, to train, or held with other settings: the run would stop),
+    the pid of a process that has it in hand now (`owner`), and how many of its
+    evaluations are done."""
     from dvar.config import ConfigError
     from dvar.rundir import RunDir
 
@@ -241,7 +242,8 @@ def job_state(job: Job) -> dict[str, Any]:
         state = "other settings"
     evals = [run.eval_dir(data, decoding.name) / "metrics.json" for data, decodings in job.tests
              for decoding in decodings]
-    return {"state": state, "evaluations": len(evals), "evaluations_done": sum(f.is_file() for f in evals)}
+    return {"state": state, "owner": run.owner(), "evaluations": len(evals),
+            "evaluations_done": sum(f.is_file() for f in evals)}
 
 
 def trained_steps(job: Job) -> int:
@@ -273,8 +275,9 @@ def format_plan(jobs: list[Job], sizes: dict[str, int] | None = None) -> str:
         total_flops += e["flops"] or 0.0
         flops = f"{e['flops']:.3g}" if e["flops"] else "?"
         name = f"{job.name} (extends {job.trunk})" if job.budget == 1.0 and job.trunk else job.name
+        now = f", in hand now (pid {state['owner']})" if state["owner"] else ""
         lines.append(f"| {name} | {e['model']} | {e['steps']} × {e['batch_size']} | {e['cutoff']} | "
-                     f"{e['tokens']:.3g} | {flops} | {state['state']} | "
+                     f"{e['tokens']:.3g} | {flops} | {state['state']}{now} | "
                      f"{state['evaluations_done']} of {state['evaluations']} |")
         evals_left += state["evaluations"] - state["evaluations_done"]
         if state["state"] == "other settings":
