@@ -118,8 +118,9 @@ class RunDir:
 
     @contextlib.contextmanager
     def claim(self) -> Iterator[None]:
-        """Own the directory while the block runs (it is created if missing): another
-        process that claims it meanwhile gets a RunInUse error naming this one. The lock
+        """Own the directory while the block runs (created if missing, and removed again if
+        the block leaves it empty): another process that claims it meanwhile gets a
+        RunInUse error naming this one. The lock
         (`.claim`, an flock) ends with the block or with the process, however it dies.
         Nested claims in one process are one; a child started with DVAR_CLAIMED_RUN set
         to the directory shares its parent's claim."""
@@ -127,6 +128,7 @@ class RunDir:
         if key in _claims or os.environ.get(CLAIM_ENV) == str(key):
             yield
             return
+        created = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path / CLAIM_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         if not _lock(fd, fcntl.LOCK_EX):
@@ -141,6 +143,8 @@ class RunDir:
             yield
         finally:
             del _claims[key]
+            if created and [path.name for path in self.path.iterdir()] == [CLAIM_FILE]:
+                shutil.rmtree(self.path)  # nothing came of it (a config error): leave nothing
             os.close(fd)  # releases the lock
 
     def owner(self) -> str | None:
