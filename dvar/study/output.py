@@ -265,7 +265,10 @@ def data_axis_markdown(name: str, verdict: dict[str, Any]) -> list[str]:
         gap = f"{sum(gaps) / len(gaps):+.3f}" if gaps else "–"
         lines.append(f"| {row['label']} | {row['train_size']:,} | {row['epochs']:.3g} | "
                      + " | ".join(pct(row["accuracy"].get(s)) for s in seeds) + f" | {spread(stats(accs))} | {gap} |")
-    return lines + [""]
+    return lines + ["", "Valid − train loss: the validation loss at the end minus the last logged training loss, "
+                    "each in its model's own loss, so read a model against itself across data sizes (a "
+                    "widening gap is overfitting). A model trained on corrupted inputs (AR + input masking) "
+                    "is validated on clean ones: its gap starts below zero.", ""]
 
 
 def plot_data_axis(verdict: dict[str, Any], path: Path) -> Path | None:
