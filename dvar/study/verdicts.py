@@ -59,10 +59,11 @@ def compare(a: dict[str, dict], b: dict[str, dict], label_a: str, label_b: str) 
     diffs = [a[s]["accuracy"] - b[s]["accuracy"] for s in seeds]
     if not diffs:
         return {"verdict": "not measured", "seeds": [], "diffs": []}
+    every = "on every seed" if len(seeds) > 1 else f"on the one seed run so far (seed {seeds[0]})"
     if all(d > TIE for d in diffs):
-        text = f"{label_a} ahead on every seed ({_points(diffs)})"
+        text = f"{label_a} ahead {every} ({_points(diffs)})"
     elif all(d < -TIE for d in diffs):
-        text = f"{label_b} ahead on every seed ({_points([-d for d in diffs])})"
+        text = f"{label_b} ahead {every} ({_points([-d for d in diffs])})"
     else:
         text = f"not shown: no side ahead on every seed ({label_a} − {label_b}: {_points(diffs)})"
     return {"verdict": text, "seeds": seeds, "diffs": diffs}
