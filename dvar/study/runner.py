@@ -84,33 +84,41 @@ def make_data(family: Family, seed: int, out: Path, train_size: int = 0, test_si
 # ---------------------------------------------------------------------- one job
 def train_if_needed(job: Job) -> float | None:
     """Reuse a finished run, resume a killed one, else train; the training seconds, or
-    None when the run was reused. GPUs visible: one torchrun over all of them."""
-    import torch
-
-    from dvar.rundir import CLAIM_ENV, RunDir
+    None when the run was reused. The run directory is this process's meanwhile
+    (`RunDir.claim`)."""
+    from dvar.rundir import RunDir
 
     run = RunDir(job.run_dir)
-    state = run.state(job.config)
-    if state == "finished":
-        return None
-    cfg = dataclasses.replace(job.config, resume=state == "resumable")
-    start = time.perf_counter()
-    gpus = torch.cuda.device_count()
-    if gpus:
-        from dvar.config import save_config
+    with run.claim():
+        state = run.state(job.config)
+        if state == "finished":
+            return None
+        start = time.perf_counter()
+        _train_job(job, dataclasses.replace(job.config, resume=state == "resumable"))
+        return time.perf_counter() - start
 
-        job.run_dir.parent.mkdir(parents=True, exist_ok=True)
-        plan_file = job.run_dir.parent / f"{job.model.name}.job.yaml"
-        save_config(cfg, plan_file)
-        launcher = ["torchrun", "--standalone", f"--nproc_per_node={gpus}"] if gpus > 1 else [sys.executable]
-        with run.claim():  # the torchrun's rank 0 shares it
-            subprocess.run([*launcher, "-m", "dvar", "train", str(plan_file)], check=True,
-                           env={**os.environ, CLAIM_ENV: str(run.path.resolve())})
-    else:
+
+def _train_job(job: Job, cfg: Any) -> None:
+    """`dvar train` of the job's run: GPUs visible, one torchrun over all of them, whose
+    rank 0 shares this process's claim of the run directory."""
+    import torch
+
+    from dvar.rundir import CLAIM_ENV
+
+    gpus = torch.cuda.device_count()
+    if not gpus:
         from dvar.trainer import train
 
         train(cfg)
-    return time.perf_counter() - start
+        return
+    from dvar.config import save_config
+
+    job.run_dir.parent.mkdir(parents=True, exist_ok=True)
+    plan_file = job.run_dir.parent / f"{job.model.name}.job.yaml"
+    save_config(cfg, plan_file)
+    launcher = ["torchrun", "--standalone", f"--nproc_per_node={gpus}"] if gpus > 1 else [sys.executable]
+    subprocess.run([*launcher, "-m", "dvar", "train", str(plan_file)], check=True,
+                   env={**os.environ, CLAIM_ENV: str(job.run_dir.resolve())})
 
 
 def evaluate_into(run: Any, job: Job, data_file: str, decoding: Decoding, out: Path) -> float:
