@@ -66,6 +66,49 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
     return Run(cfg, get_task(cfg.task), tokenizer, model, objective, run_dir)
 
 
+def fit_losses(run: Run, heldout: Sequence[Example] | None = None, source: str = "",
+               count: int = 512, draws: int = 4) -> dict[str, Any]:
+    """How well a finished run fits the problems it trained on against problems it never
+    saw: its objective's loss on up to `count` of `heldout` (default: the run's validation
+    split; a problem that is also a training problem is dropped) and on as many of its
+    training problems (the first of its training split), measured alike — eval mode (no
+    dropout, no input corruption), `draws` fixed draws of the objective's randomness (an
+    MDM's masks); a held-out problem longer than the cutoff is left out. Their difference is the overfitting signal, whatever the training loss
+    did with corruption or dropout. Also counts the run's training problems, and how many of
+    them are distinct (`Task.canonical`). Reads the run's data files (config.yaml's)."""
+    from dvar.batches import encode, new_problems
+    from dvar.data import written_answers
+    from dvar.trainer import heldout_loss, resolve
+
+    cfg = run.config
+    resolved = resolve(cfg)  # config.yaml is resolved: the same splits and cutoff as in training
+    if heldout is None:
+        unseen, source = resolved.valid, "the validation split"
+    else:
+        kept = new_problems(run.task, list(heldout), resolved.train.examples)
+        examples = [heldout[i] for i in kept]
+        answers = written_answers(run.task, examples, cfg.data.answer_order, cfg.seed, source)
+        # A held-out problem longer than the run's cutoff has no loss to measure: left out.
+        fits = [i for i, (ex, answer) in enumerate(zip(examples, answers))
+                if run.tokenizer.answer_span(ex.input, answer)[1] <= cfg.data.cutoff]
+        unseen = encode([examples[i] for i in fits], run.tokenizer, cfg.data.cutoff, source,
+                        [answers[i] for i in fits])
+    n = min(count, len(unseen), len(resolved.train))
+    if not n:
+        raise ConfigError(f"{run.path}: no held-out problems to compare with ({source})")
+    device = next(run.model.parameters()).device
+
+    def measure(data: Any) -> float:
+        return heldout_loss(run.model, run.objective, data, cfg.seed, cfg.decode.batch_size, device,
+                            count=n, draws=draws)
+
+    train_loss, heldout_value = measure(resolved.train), measure(unseen)
+    distinct = len({run.task.canonical(ex.problem) for ex in resolved.train.examples})
+    return {"train_loss": train_loss, "heldout_loss": heldout_value,
+            "heldout_minus_train": heldout_value - train_loss, "examples": n, "draws": draws,
+            "heldout": str(source), "train_problems": len(resolved.train), "distinct_train_problems": distinct}
+
+
 @dataclass
 class Decoded:
     """What `decode_samples` returns."""

@@ -7,6 +7,7 @@
     RUN/compute.json         parameters, tokens, FLOPs and seconds of training
     RUN/train_log.jsonl, eval_log.jsonl, loss.png
     RUN/eval/STEM-LABEL/     one evaluation: predictions.jsonl, metrics.json
+    RUN/fit.json             the finished model's loss on training and validation problems alike
     RUN/.claim               the lock of the process that owns the directory (`RunDir.claim`)
 
 Everything else asks `RunDir` what a directory holds (finished, resumable, fresh, or
@@ -36,6 +37,7 @@ CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
 HF_SUBDIR = "hf"  # = dvar.hf.RUN_SUBDIR
 COMPUTE_FILE = "compute.json"
+FIT_FILE = "fit.json"
 EVAL_DIR = "eval"
 CLAIM_FILE = ".claim"
 # A run directory the parent process claimed for this one (`dvar study` for the torchrun
@@ -171,6 +173,15 @@ class RunDir:
     def write_compute(self, record: dict[str, Any]) -> Path:
         """Write compute.json atomically."""
         return write_json(self.path / COMPUTE_FILE, record)
+
+    def fit(self) -> dict[str, Any] | None:
+        """fit.json (`dvar.evaluate.fit_losses`), or None where it was not measured."""
+        file = self.path / FIT_FILE
+        return json.loads(file.read_text()) if file.is_file() else None
+
+    def write_fit(self, record: dict[str, Any]) -> Path:
+        """Write fit.json atomically."""
+        return write_json(self.path / FIT_FILE, record)
 
 
 def _lock(fd: int, kind: int) -> bool:

@@ -445,18 +445,9 @@ def _validate(s: _Session, train_seconds: float | None = None) -> None:
     """Validation loss (fixed masks) and verifier accuracy on a decoded subset; rank 0."""
     cfg, valid = s.cfg, s.valid_data
     if s.d.main and len(valid):
-        s.model.eval()
         start = time.perf_counter()
-        loss_sum, tokens = 0.0, 0.0
-        size = cfg.decode.batch_size
-        with torch.no_grad():
-            for offset in range(0, len(valid), size):
-                index = torch.arange(offset, min(offset + size, len(valid)))
-                generator = torch.Generator(device=s.device).manual_seed(seed_of(cfg.seed, offset, 99))
-                loss, stats = s.objective.loss(s.model, valid.batch(index, s.device), generator)
-                loss_sum += float(loss) * float(stats["tokens"])
-                tokens += float(stats["tokens"])
-        row: dict[str, Any] = {"step": s.step, "val_loss": loss_sum / max(tokens, 1)}
+        val_loss = heldout_loss(s.model, s.objective, valid, cfg.seed, cfg.decode.batch_size, s.device)
+        row: dict[str, Any] = {"step": s.step, "val_loss": val_loss}
         if train_seconds is not None:
             row["train_seconds"] = round(train_seconds, 3)
         message = f"step {s.step}: val_loss {row['val_loss']:.4f}"
@@ -474,6 +465,28 @@ def _validate(s: _Session, train_seconds: float | None = None) -> None:
         s.tracker.log(s.step, {"val/loss": row["val_loss"], "val/accuracy": row.get("val_accuracy")})
         s.progress.write(message)
     barrier(s.d)
+
+
+def heldout_loss(model: torch.nn.Module, objective: Objective, data: EncodedData, seed: int, batch_size: int,
+                 device: torch.device | str, count: int | None = None, draws: int = 1) -> float:
+    """The objective's loss per target token on the first `count` examples of `data` (all:
+    None), the model in eval mode (no dropout, no input corruption), every random draw
+    (an MDM's masks) fixed by `seed` and the batch's offset: the validation loss of
+    `train.eval_every` is `draws=1` on the validation split. `draws` > 1 averages over
+    that many fixed draws (the first is the validation loss's)."""
+    model.eval()
+    count = len(data) if count is None else min(count, len(data))
+    loss_sum, tokens = 0.0, 0.0
+    with torch.no_grad():
+        for draw in range(draws):
+            for offset in range(0, count, batch_size):
+                index = torch.arange(offset, min(offset + batch_size, count))
+                parts = (seed, offset, 99) if draw == 0 else (seed, offset, 99, draw)
+                generator = torch.Generator(device=device).manual_seed(seed_of(*parts))
+                loss, stats = objective.loss(model, data.batch(index, device), generator)
+                loss_sum += float(loss) * float(stats["tokens"])
+                tokens += float(stats["tokens"])
+    return loss_sum / max(tokens, 1.0)
 
 
 def _due(step: int, every: int) -> bool:

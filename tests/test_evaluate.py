@@ -183,3 +183,39 @@ def test_known_length_is_refused_where_the_task_does_not_fix_the_answer(tmp_path
                  "train.eval_size=4"]) == 0
     assert main(["eval", str(run), "--data", str(data), "--decoder-arg", "known_length=true"]) == 2
     assert "does not fix the length" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("objective", ["mdm", "ar"])
+def test_fit_losses_measure_seen_and_unseen_problems_alike(tmp_path, sudoku4, objective):
+    """The overfitting signal: one measurement on training and held-out problems. With one
+    draw on the validation split it is the trainer's own validation loss; held-out problems
+    that are training problems, or longer than the cutoff, are left out."""
+    from dvar.config import ConfigError
+    from dvar.data import Example, read_examples
+    from dvar.evaluate import fit_losses, load_run
+    from dvar.trainer import resolve
+
+    train, test = sudoku4
+    run_dir = tmp_path / objective
+    extra = ["ar.input_mask=0.5", "arch.dropout=0.1"] if objective == "ar" else []
+    assert main(["train", "task=sudoku", f"objective={objective}", "model=micro", f"data.train={train}",
+                 f"out_dir={run_dir}", "data.valid_size=16", "train.max_steps=6", "train.batch_size=16",
+                 "train.eval_size=0", *extra]) == 0
+    run = load_run(run_dir)
+    logged = [json.loads(line) for line in (run_dir / "eval_log.jsonl").read_text().splitlines()][-1]
+    own = fit_losses(run, draws=1)
+    assert own["heldout_loss"] == pytest.approx(logged["val_loss"], rel=1e-6)
+    assert own["examples"] == 16 and own["heldout"] == "the validation split"
+    # eval mode: dropout and input masking off, so a second call measures the same
+    assert fit_losses(run, draws=1) == own
+
+    task = run.task
+    held = read_examples(test, task, need_output=True)[:40]
+    seen = resolve(run.config).train.examples[100:110]  # training problems: dropped
+    too_long = Example(0, held[0].input, held[0].output + "1" * 40, held[0].problem, {})
+    mixed = fit_losses(run, held + seen + [too_long], str(test), count=512, draws=2)
+    assert mixed["examples"] == 40 and mixed["draws"] == 2
+    assert mixed["heldout_minus_train"] == pytest.approx(mixed["heldout_loss"] - mixed["train_loss"])
+    assert fit_losses(run, held[:40], str(test), count=512, draws=2) == mixed
+    with pytest.raises(ConfigError, match="no held-out problems"):
+        fit_losses(run, seen, str(train))

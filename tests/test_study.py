@@ -86,6 +86,11 @@ def _study_file(tmp_path: Path, edit) -> Path:
                                      "others": ["bert/greedy"]}), "unknown model 'bert'"),
     (lambda r: r["verdicts"].append({"name": "d", "kind": "data", "models": ["mdm/topk"], "families": ["chess"]}),
      "unknown family 'chess'"),
+    (lambda r: r["families"]["path"].update(test_of="chess"), "test_of: 'chess' is not another family"),
+    (lambda r: (r["families"].update(few={**r["families"]["path"], "train_size": 10}),
+                r["families"]["path"].update(test_of="few")), "few trains on fewer problems"),
+    (lambda r: (r["families"].update(other={**r["families"]["path"], "options": {"nodes": 7}}),
+                r["families"]["path"].update(test_of="other")), "other generates other problems"),
 ])
 def test_a_broken_study_file_is_an_error_naming_file_and_key(tmp_path, edit, message):
     path = _study_file(tmp_path, edit)
@@ -367,10 +372,20 @@ def test_data_verdict_reads_accuracy_and_the_loss_gap_across_families(tmp_path):
 
     summary = {"families": {"big": family(64000, (0.5, 0.6), (0.7, 0.8), 0.0),
                             "small": family(4000, (0.45, 0.5), (0.2, 0.3), 0.75)}}
+    # the AR's fit.json (measured alike) is preferred to its logs; the MDM has only logs
+    for entry in (summary["families"]["small"]["models"]["ar"], summary["families"]["big"]["models"]["ar"]):
+        for seed, compute in entry["compute"].items():
+            compute["fit"] = {"train_loss": 0.1, "heldout_loss": 0.2 + int(seed) * 0.1,
+                              "heldout_minus_train": 0.1 + int(seed) * 0.1, "examples": 500,
+                              "distinct_train_problems": 3000 + int(seed)}
     result = data_axis(summary, {"families": ["big", "small"], "models": ["mdm/topk", "ar/greedy"]})
     assert [r["epochs"] for r in result["rows"]["mdm/topk"]] == [1, 16]
-    assert result["rows"]["ar/greedy"][1]["valid_minus_train_loss"] == {"0": 0.75, "1": 0.75}
-    assert "MDM: 64,000 unique (1 epochs): 55.0% (50.0–60.0), valid − train loss +0.000" in result["verdict"]
+    assert result["rows"]["ar/greedy"][1]["heldout_minus_train_loss"] == pytest.approx({"0": 0.1, "1": 0.2})
+    assert result["rows"]["mdm/topk"][1]["heldout_minus_train_loss"] == {"0": 0.75, "1": 0.75}
+    assert [r["loss_gap_measured"] for r in result["rows"]["ar/greedy"]] == [True, True]
+    assert [r["loss_gap_measured"] for r in result["rows"]["mdm/topk"]] == [False, False]
+    assert "MDM: 64,000 problems (1 epochs): 55.0% (50.0–60.0), held-out − train loss +0.000" in result["verdict"]
+    assert "AR: 64,000 problems (3,000 distinct, 1 epochs): 75.0% (70.0–80.0)" in result["verdict"]
     assert [lead["verdict"].split(" ahead")[0] for lead in result["leads"]] == ["AR", "MDM"]
 
     # The report: a table of every seed at each data size, and a plot of it.
@@ -379,9 +394,11 @@ def test_data_verdict_reads_accuracy_and_the_loss_gap_across_families(tmp_path):
     verdict = {"label": "accuracy against unique data", "kind": "data", **result}
     table = data_axis_markdown("data_axis", verdict)
     assert table[0] == "Accuracy against unique data ([data_axis.png](data_axis.png)):"
-    assert table[2] == "| model | unique problems | epochs | seed 0 | seed 1 | mean (min–max) | valid − train loss |"
-    assert "| MDM | 4,000 | 16 | 45.0% | 50.0% | 47.5% (45.0–50.0) | +0.750 |" in table
-    assert "| AR | 64,000 | 1 | 70.0% | 80.0% | 75.0% (70.0–80.0) | +0.000 |" in table
+    assert table[2] == ("| model | training problems | distinct | epochs | seed 0 | seed 1 | mean (min–max) "
+                        "| held-out − train loss |")
+    assert "| MDM | 4,000 | – | 16 | 45.0% | 50.0% | 47.5% (45.0–50.0) | +0.750 (logged) |" in table
+    assert "| AR | 64,000 | 3,000 | 1 | 70.0% | 80.0% | 75.0% (70.0–80.0) | +0.150 |" in table
+    assert "(logged): a run without fit.json" in table[-2]
     assert plot_data_axis(verdict, tmp_path / "data_axis.png").stat().st_size > 0
     assert data_axis_markdown("data_axis", {**verdict, "rows": {}}) == []  # not measured: no table
 
@@ -494,6 +511,41 @@ def test_a_study_of_your_own_runs_on_any_registered_task(tmp_path, one_thread):
     assert "seed 0 | seed 1 | mean (min–max)" in (tmp_path / "out" / "results.md").read_text()
 
 
+def test_a_family_tested_on_a_larger_sibling_s_problems(tmp_path, one_thread):
+    """`test_of`: a data-constrained family meets its larger sibling's held-out problems
+    (generated with the sibling's data, copied under their own name, so its evaluations
+    are named apart); one of them among its training problems is an error."""
+    study = tmp_path / "data.yaml"
+    study.write_text(yaml.safe_dump({
+        "name": "data", "seeds": [0], "roles": ["main"],
+        "run": {"model": "micro", "data": {"valid_size": 8}, "train": {"batch_size": 8}},
+        "decodings": {"greedy": {"decoder": "greedy"}},
+        "models": {"ar": {"objective": "ar", "decodings": ["greedy"]}},
+        "families": {"big": {"task": "sat", "options": {"vars": 4}, "train_size": 96, "test_size": 8,
+                             "steps": 2, "models": {"ar": {}}},
+                     "small": {"task": "sat", "options": {"vars": 4}, "train_size": 24, "test_of": "big",
+                               "steps": 2, "models": {"ar": {}}}}}))
+    out = tmp_path / "out"
+    assert main(["study", "run", str(study), "--only", "small", "--out", str(out), "--workers", "1"]) == 0
+    big, small = out / "big" / "seed0" / "data", out / "small" / "seed0" / "data"
+    assert (small / "test-big.jsonl").read_text() == (big / "test.jsonl").read_text()
+    assert not (out / "big" / "seed0" / "runs").exists()  # its data only
+    assert (small / "train.jsonl").read_text().splitlines() == (big / "train.jsonl").read_text().splitlines()[:24]
+    runs = out / "small" / "seed0" / "runs" / "ar"
+    assert {p.name for p in (runs / "eval").iterdir()} == {"test-big-greedy"}
+    assert json.loads((runs / "fit.json").read_text())["heldout"].endswith("test-big.jsonl")
+
+    # small's training problems, written before, holding one of big's test problems
+    from dvar.study.runner import make_data
+
+    spec = engine.load_study(study)
+    (small / "test-big.jsonl").unlink()
+    with (small / "train.jsonl").open("a") as file:
+        file.write((big / "test.jsonl").read_text().splitlines()[2] + "\n")
+    with pytest.raises(ConfigError, match=r"test.jsonl: line 3 \(and 0 more\) is a training problem of small"):
+        make_data(spec.family("small"), 0, out)
+
+
 @pytest.fixture(scope="module")
 def paper_cpu(tmp_path_factory, one_thread):
     """The paper-cpu study at a reduced setting: Countdown 3, one seed, 16 steps, its 4
@@ -523,6 +575,13 @@ def test_paper_cpu_trains_a_trunk_and_its_branches(paper_cpu):
         assert {p.name for p in (runs / f"mdm-s{steps}" / "eval").iterdir()} == {
             "test-topk", "test-margin", "test-topk-paper-repredict"}
     assert (runs / "mdm" / "eval" / "countdown_dream_cd3-topk" / "metrics.json").is_file()
+    # the whole-budget runs' overfitting signal: loss on the 12 held-out test problems
+    # against as many training problems, measured alike; none for the branches
+    for name in ("mdm", "ar"):
+        fit = json.loads((runs / name / "fit.json").read_text())
+        assert fit["examples"] == 12 and fit["heldout"].endswith("test.jsonl")
+        assert fit["heldout_minus_train"] == pytest.approx(fit["heldout_loss"] - fit["train_loss"])
+    assert not any((runs / f"mdm-s{steps}" / "fit.json").exists() for steps in (2, 4, 8))
 
 
 def test_the_branches_of_a_trunk_another_process_owns_wait_for_it_too(paper_cpu, capsys, claimed_elsewhere):

@@ -1,6 +1,6 @@
 """What a study writes from its summary: results.md, study.json and one plot per family
 (with budgets, FAMILY-curve.png too: accuracy against training FLOPs; a data verdict,
-NAME.png: accuracy and the loss gap against unique training problems).
+NAME.png: accuracy and the loss gap against distinct training problems).
 
 Every table and verdict is rebuilt from the metrics files at every call, so a study's
 report never disagrees with its runs.
@@ -248,32 +248,42 @@ def results_markdown(summary: dict[str, Any], seeds: list[int]) -> str:
 
 def data_axis_markdown(name: str, verdict: dict[str, Any]) -> list[str]:
     """A data verdict's table (none before it has numbers): each model's accuracy per seed
-    at each number of unique training problems, with the epochs that makes at equal
-    compute and the mean validation − training loss (the overfitting signal); `NAME.png`
-    plots it."""
+    at each number of training problems (and distinct ones), with the epochs that makes at
+    equal compute and the mean held-out − training loss (the overfitting signal);
+    `NAME.png` plots it."""
     rows = [row for model_rows in (verdict.get("rows") or {}).values() for row in model_rows]
     if verdict.get("kind") != "data" or not rows:
         return []
     seeds = sorted({s for row in rows for s in row["accuracy"]}, key=int)
     lines = [f"{verdict['label'][0].upper()}{verdict['label'][1:]} ([{name}.png]({name}.png)):", "",
-             "| model | unique problems | epochs | " + " | ".join(f"seed {s}" for s in seeds)
-             + " | mean (min–max) | valid − train loss |",
-             "|---|---|---|" + "---|" * len(seeds) + "---|---|"]
+             "| model | training problems | distinct | epochs | " + " | ".join(f"seed {s}" for s in seeds)
+             + " | mean (min–max) | held-out − train loss |",
+             "|---|---|---|---|" + "---|" * len(seeds) + "---|---|"]
     for row in rows:
         accs = list(row["accuracy"].values())
-        gaps = [g for g in row["valid_minus_train_loss"].values() if g is not None]
+        gaps = [g for g in row["heldout_minus_train_loss"].values() if g is not None]
         gap = f"{sum(gaps) / len(gaps):+.3f}" if gaps else "–"
-        lines.append(f"| {row['label']} | {row['train_size']:,} | {row['epochs']:.3g} | "
+        if gaps and not row.get("loss_gap_measured", True):
+            gap += " (logged)"
+        distinct = f"{row['distinct']:,}" if row.get("distinct") else "–"
+        lines.append(f"| {row['label']} | {row['train_size']:,} | {distinct} | {row['epochs']:.3g} | "
                      + " | ".join(pct(row["accuracy"].get(s)) for s in seeds) + f" | {spread(stats(accs))} | {gap} |")
-    return lines + ["", "Valid − train loss: the validation loss at the end minus the last logged training loss, "
-                    "each in its model's own loss, so read a model against itself across data sizes (a "
-                    "widening gap is overfitting). A model trained on corrupted inputs (AR + input masking) "
-                    "is validated on clean ones: its gap starts below zero.", ""]
+    note = ("Distinct: the training problems that differ after `Task.canonical` (seed mean, counted in each "
+            "run's fit.json); epochs: steps × batch over training problems. Held-out − train loss: the finished model's loss on the held-out test problems minus its loss "
+            "on as many of its training problems, measured alike (`fit.json`: eval mode, so no dropout or input "
+            "masking, the same fixed MDM masks), seed mean; each model in its own loss, so read a model against "
+            "itself across data sizes: a gap that widens as the training problems shrink is overfitting.")
+    if any(not row.get("loss_gap_measured", True) for row in rows):
+        note += (" (logged): a run without fit.json, read off its logs instead — the last validation loss minus "
+                 "the last logged training loss, which a model trained with dropout or input masking logs "
+                 "under them (its gap then starts below zero).")
+    return lines + ["", note, ""]
 
 
 def plot_data_axis(verdict: dict[str, Any], path: Path) -> Path | None:
-    """A data verdict against unique training problems (log scale): each model's accuracy
-    (seed mean, min–max error bars) and its mean validation − training loss."""
+    """A data verdict against distinct training problems (log scale; the families' training
+    problems where a fit.json did not count them): each model's accuracy
+    (seed mean, min–max error bars) and its mean held-out − training loss."""
     rows_by_model = {ref: sorted(rows, key=lambda r: r["train_size"])
                      for ref, rows in (verdict.get("rows") or {}).items() if rows}
     if verdict.get("kind") != "data" or not rows_by_model:
@@ -283,24 +293,25 @@ def plot_data_axis(verdict: dict[str, Any], path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    distinct = all(r.get("distinct") for rows in rows_by_model.values() for r in rows)
     fig, (acc_ax, gap_ax) = plt.subplots(1, 2, figsize=(9.6, 3.8))
     for ref, rows in rows_by_model.items():
         label = f"{rows[0]['label']} {ref.partition('/')[2]}"
-        xs = [r["train_size"] for r in rows]
+        xs = [r["distinct"] if distinct else r["train_size"] for r in rows]
         accs = [stats(list(r["accuracy"].values())) for r in rows]
         means = [100 * a["mean"] for a in accs]
         errors = [[m - 100 * a["min"] for m, a in zip(means, accs)], [100 * a["max"] - m for m, a in zip(means, accs)]]
         acc_ax.errorbar(xs, means, yerr=errors, fmt="o-", capsize=3, label=label)
-        gaps = [[g for g in r["valid_minus_train_loss"].values() if g is not None] for r in rows]
+        gaps = [[g for g in r["heldout_minus_train_loss"].values() if g is not None] for r in rows]
         shown = [(x, sum(g) / len(g)) for x, g in zip(xs, gaps) if g]
         if shown:
             gap_ax.plot([x for x, _ in shown], [g for _, g in shown], "o-", label=label)
     for ax in (acc_ax, gap_ax):
         ax.set_xscale("log")
-        ax.set_xlabel("unique training problems (same compute)")
+        ax.set_xlabel(f"{'distinct ' if distinct else ''}training problems (same compute)")
     acc_ax.set_ylabel("accuracy (%), mean and min–max over seeds")
     acc_ax.set_ylim(-3, 103)
-    gap_ax.set_ylabel("validation − training loss, seed mean")
+    gap_ax.set_ylabel("held-out − training loss, seed mean")
     gap_ax.axhline(0, color="grey", linewidth=0.5)
     acc_ax.legend(fontsize=7, loc="best")
     fig.suptitle(verdict["label"], fontsize=9)

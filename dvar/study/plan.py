@@ -56,7 +56,9 @@ def seed_dir(out: Path, family: str, seed: int) -> Path:
 
 
 def data_files(family: Family, seed: int, out: Path) -> dict[str, Any]:
-    """Where a family's data live: train, the held-out tests (stems), the public sets."""
+    """Where a family's data live: train, the held-out tests (stems), the public sets. A
+    family tested on another's problems (`test_of`) holds a copy of them as
+    data/test-OTHER.jsonl (so its evaluations are named apart from its own test's)."""
     if family.paper:
         from dvar.paper import DATASETS
 
@@ -66,7 +68,8 @@ def data_files(family: Family, seed: int, out: Path) -> dict[str, Any]:
         train = str(folder / "train.jsonl")
     else:
         folder = seed_dir(out, family.name, seed) / "data"
-        train, tests = str(folder / "train.jsonl"), [str(folder / "test.jsonl")]
+        test = f"test-{family.test_of.name}.jsonl" if family.test_of else "test.jsonl"
+        train, tests = str(folder / "train.jsonl"), [str(folder / test)]
     public = public_dir()
     publics = [str(public / name) for name in family.public if public is not None and (public / name).is_file()]
     return {"train": train, "tests": tests, "public": publics}

@@ -2,7 +2,8 @@
 
 Copied from OUT to DEST, keeping the layout, so that `dvar study summary STUDY --out DEST`
 rebuilds results.md from the copy alone:
-- every run's config.yaml, compute.json, study-train.json and train_log.jsonl;
+- every run's config.yaml, compute.json, study-train.json, train_log.jsonl, eval_log.jsonl
+  and fit.json;
 - every evaluation's metrics.json and predictions.jsonl;
 - each family and seed's held-out test data (data/test.jsonl; training data regenerate
   from the study file and seed);
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from dvar.study.plan import Job, data_files
 
-RUN_FILES = ("config.yaml", "compute.json", "study-train.json", "train_log.jsonl", "eval_log.jsonl")
+RUN_FILES = ("config.yaml", "compute.json", "study-train.json", "train_log.jsonl", "eval_log.jsonl", "fit.json")
 MODEL_FILES = ("vocab.json", "model.json", "model.safetensors")
 EVAL_FILES = ("metrics.json", "predictions.jsonl")
 

@@ -1,8 +1,9 @@
 """Run a study's jobs: data, training, evaluation, through the functions `dvar generate`,
 `dvar train` and `dvar eval` call — no second training loop, no second evaluator.
 
-Resumable at every level: generated data (its done.json), a finished run (its weights)
-and a finished evaluation (its metrics.json, written last and atomically) are reused; a
+Resumable at every level: generated data (its done.json), a finished run (its weights),
+a finished evaluation (its metrics.json, written last and atomically) and a whole-budget
+run's overfitting measurement (its fit.json, `dvar.evaluate.fit_losses`) are reused; a
 run killed after a checkpoint resumes from it; a run directory trained with other
 settings is an error, never silently reused (`dvar.rundir`).
 
@@ -53,7 +54,9 @@ def make_data(family: Family, seed: int, out: Path, train_size: int = 0, test_si
     done = folder / "done.json"
     if done.is_file():
         info = json.loads(done.read_text())
-        if not family.paper or info.get("scale") == data_scale:
+        if family.paper and info.get("scale") == data_scale:
+            return info
+        if not family.paper and all(Path(test).is_file() for test in files["tests"]):
             return info
     start = time.perf_counter()
     if family.paper:
@@ -68,17 +71,45 @@ def make_data(family: Family, seed: int, out: Path, train_size: int = 0, test_si
         exclude = set()
         for public in files["public"]:
             exclude |= {task.canonical(ex.problem) for ex in read_examples(public, task)}
-        train_rows = generate(task, train_size or family.train_size, seed, options, exclude=exclude)
+        if done.is_file():  # generated before, without the test problems it now borrows
+            train_rows = [{"input": ex.input, "output": ex.output} for ex in read_examples(files["train"], task)]
+        else:
+            train_rows = generate(task, train_size or family.train_size, seed, options, exclude=exclude)
         seen = {task.canonical(task.parse_input(row["input"])) for row in train_rows}
-        test_rows = generate(task, test_size or family.test_size, 1_000_000 + seed, options,
-                             exclude=seen, unique=True)
-        write_jsonl(files["train"], train_rows)
+        if family.test_of is not None:
+            test_rows = _borrowed_tests(family, seed, out, seen, train_size, test_size, data_scale)
+        else:
+            test_rows = generate(task, test_size or family.test_size, 1_000_000 + seed, options,
+                                 exclude=seen, unique=True)
+        if not done.is_file():
+            write_jsonl(files["train"], train_rows)
         write_jsonl(files["tests"][0], test_rows)
         info = {"train": files["train"], "test": files["tests"][0], "public": files["public"],
                 "train_size": len(train_rows), "test_size": len(test_rows)}
+        if family.test_of is not None:
+            info["test_of"] = family.test_of.name
     info["seconds"] = round(time.perf_counter() - start, 2)
     done.write_text(json.dumps(info, indent=2) + "\n")
     return info
+
+
+def _borrowed_tests(family: Family, seed: int, out: Path, seen: set, train_size: int, test_size: int,
+                    data_scale: float) -> list[dict[str, Any]]:
+    """The held-out test problems of `family.test_of` (its data generated if need be), none
+    of which may be one of `family`'s training problems (`seen`, canonical forms)."""
+    from dvar.config import ConfigError
+    from dvar.data import read_examples
+    from dvar.tasks import get_task
+
+    other = make_data(family.test_of, seed, out, train_size, test_size, data_scale)
+    task = get_task(family.task)
+    examples = read_examples(other["test"], task)
+    shared = [ex.line for ex in examples if task.canonical(ex.problem) in seen]
+    if shared:
+        raise ConfigError(f"{other['test']}: line {shared[0]} (and {len(shared) - 1} more) is a training problem "
+                          f"of {family.name} (seed {seed}): its test_of family {family.test_of.name} does not "
+                          f"hold out {family.name}'s training problems")
+    return [ex.record for ex in examples]
 
 
 # ---------------------------------------------------------------------- one job
@@ -156,7 +187,23 @@ def run_job(job: Job) -> dict[str, Any]:
                     run = run or load_run(job.run_dir, device)
                     seconds = evaluate_into(run, job, data_file, decoding, out)
                 evals[out.name] = seconds
+        if job.budget == 1.0 and job.tests and RunDir(job.run_dir).fit() is None:
+            run = run or load_run(job.run_dir, device)
+            RunDir(job.run_dir).write_fit(measure_fit(run, job.tests[0][0]))
     return {"job": job.name, "train_seconds": train_seconds, "eval_seconds": evals}
+
+
+def measure_fit(run: Any, test_file: str) -> dict[str, Any]:
+    """The overfitting signal of a whole-budget run (`fit.json`): its loss on the family's
+    held-out test problems (never trained on) against as many of its training problems;
+    a test file without gold answers says so instead."""
+    from dvar.data import read_examples
+    from dvar.evaluate import fit_losses
+
+    examples = [ex for ex in read_examples(test_file, run.task) if ex.output]
+    if not examples:
+        return {"not_measured": f"{test_file} holds no gold answers to take a loss on"}
+    return fit_losses(run, examples, test_file)
 
 
 # ---------------------------------------------------------------------- the pool

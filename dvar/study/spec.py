@@ -90,6 +90,10 @@ class Family:
     run: dict[str, Any]
     models: tuple[Model, ...]
     budgets: tuple[float, ...] = (1.0,)  # shares of the step budget, ascending, ending at 1
+    # The family whose held-out test problems (same seed) this one is tested on instead of
+    # its own: a data-constrained family on its larger sibling's, so every data size meets
+    # the same problems (`make_data` checks that none is a training problem here).
+    test_of: Family | None = None
 
     @property
     def curve(self) -> bool:
@@ -133,7 +137,8 @@ _STUDY_KEYS = {"name", "title", "by_decodings", "description", "seeds", "quick_s
 _MODEL_KEYS = {"label", "objective", "order", "role", "steps_factor", "run", "decodings",
                "public_decodings", "config"}
 _FAMILY_KEYS = {"task", "options", "paper", "description", "paper_setting", "train_size", "test_size",
-                "steps", "quick_steps", "decode_steps", "paper_epochs", "public", "budgets", "run", "models"}
+                "steps", "quick_steps", "decode_steps", "paper_epochs", "public", "budgets", "run", "models",
+                "test_of"}
 _FAMILY_MODEL_KEYS = {"label", "steps_factor", "run", "config"}
 VERDICT_KINDS = ("compare", "bars", "well_formed", "reach", "gap", "saturation", "data")
 
@@ -164,6 +169,7 @@ def load_study(name: str | Path) -> Study:
                      for key, value in _mapping(raw.get("families", {}), where, "families").items())
     if not families:
         raise ConfigError(f"{where}: a study needs at least one family")
+    families = _shared_tests(families, raw["families"], where)
     verdicts = tuple(_verdict(v, models, f"{where}: verdicts[{i}]")
                      for i, v in enumerate(raw.get("verdicts") or []))
     names = {f.name for f in families}
@@ -298,6 +304,35 @@ def _family(name: str, raw: Any, models: dict[str, Model], where: str) -> Family
         paper_epochs={str(k): int(v) for k, v in _mapping(raw.get("paper_epochs"), where, "paper_epochs").items()},
         public=public, run=_mapping(raw.get("run"), where, "run"), models=tuple(chosen), budgets=budgets,
     )
+
+
+def _shared_tests(families: tuple[Family, ...], raw: dict[str, Any], where: str) -> tuple[Family, ...]:
+    """Resolve each family's `test_of` (a family of the same generated task and options,
+    with at least as many training problems, that itself has its own test problems)."""
+    by_name = {f.name: f for f in families}
+    resolved = []
+    for family in families:
+        name = raw[family.name].get("test_of")
+        if name is None:
+            resolved.append(family)
+            continue
+        here = f"{where}: families.{family.name}: test_of"
+        other = by_name.get(str(name))
+        if other is None or other is family:
+            raise ConfigError(f"{here}: {name!r} is not another family of the study "
+                              f"(families: {', '.join(by_name)})")
+        if other.paper or family.paper or raw[other.name].get("test_of") is not None:
+            raise ConfigError(f"{here}: both families must generate their data, and {other.name} must have "
+                              f"its own test problems")
+        if (other.task, other.options) != (family.task, family.options):
+            raise ConfigError(f"{here}: {other.name} generates other problems ({other.task} {other.options}, "
+                              f"not {family.task} {family.options})")
+        if other.train_size < family.train_size:
+            raise ConfigError(f"{here}: {other.name} trains on fewer problems ({other.train_size:,}) than "
+                              f"{family.name} ({family.train_size:,}); its test problems are held out "
+                              f"from its own training problems, so the larger family must lend them")
+        resolved.append(dataclasses.replace(family, test_of=other))
+    return tuple(resolved)
 
 
 def _budgets(raw: Any, where: str) -> tuple[float, ...]:

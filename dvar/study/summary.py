@@ -47,6 +47,10 @@ def run_compute(run_dir: Path) -> dict[str, Any]:
     valid = [json.loads(line) for line in evals.read_text().splitlines() if line.strip()] if evals.is_file() else []
     if valid and valid[-1].get("val_loss") is not None:
         info["final_valid_loss"] = valid[-1]["val_loss"]  # the held-out validation problems, at the last step
+    fit = RunDir(run_dir).fit()
+    if fit and "heldout_minus_train" in fit:  # measured alike on seen and unseen problems
+        info["fit"] = {key: fit.get(key) for key in ("train_loss", "heldout_loss", "heldout_minus_train", "examples",
+                                                      "distinct_train_problems")}
     for name in ("study-train.json", "reproduce-train.json"):  # the latter: runs of before the engine
         if (run_dir / name).is_file():
             info["train_seconds"] = json.loads((run_dir / name).read_text())["seconds"]

@@ -22,10 +22,10 @@
                                                       epochs, each model stops gaining
     {kind: data, families: [F1, F2, ...], models: [mdm/topk, ...]}
                                                       across families that differ only in
-                                                      their unique training problems:
-                                                      accuracy against unique data at
-                                                      equal compute, the train/valid loss
-                                                      gap (`study_verdicts`)
+                                                      their training problems:
+                                                      accuracy against training data at
+                                                      equal compute, the held-out/train
+                                                      loss gap (`study_verdicts`)
 
 A reference is MODEL/DECODING, read on the family's held-out test set ("test"). A
 compare verdict is listed when both of its models were trained (or `always: true`); a
@@ -306,9 +306,10 @@ def study_verdicts(study: Any, summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def data_axis(summary: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
-    """Families that differ only in their unique training problems, at equal compute: each
-    model's accuracy per seed against unique problems (and epochs), the gap between its
-    final training loss and its validation loss, and who leads at each data size."""
+    """Families that differ only in their training problems, at equal compute: each model's
+    accuracy per seed against training problems (how many, how many distinct where its
+    fit.json counted them, and epochs), the gap between its held-out and training loss,
+    and who leads at each data size."""
     families = [f for f in spec["families"] if f in summary["families"]]
     rows: dict[str, list[dict[str, Any]]] = {}
     texts = []
@@ -321,22 +322,25 @@ def data_axis(summary: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
             if not entry or not seeds:
                 continue
             setting = fam["setting"]
-            loss_gaps = {s: c["final_valid_loss"] - c["final_loss"]
-                         if c.get("final_loss") is not None and c.get("final_valid_loss") is not None else None
-                         for s, c in entry.get("compute", {}).items()}
+            gaps = {s: _loss_gap(c) for s, c in entry.get("compute", {}).items()}
+            distinct = [c["fit"].get("distinct_train_problems") for c in entry.get("compute", {}).values()
+                        if c.get("fit")]
             rows.setdefault(ref, []).append({
                 "family": name, "label": _label(summary, name, ref), "train_size": setting["train_size"],
+                "distinct": round(statistics.fmean(distinct)) if distinct and None not in distinct else None,
                 "epochs": setting["steps"] * setting["batch_size"] / setting["train_size"],
                 "accuracy": {s: v["accuracy"] for s, v in seeds.items()},
-                "valid_minus_train_loss": loss_gaps})
+                "heldout_minus_train_loss": {s: gap for s, (gap, _) in gaps.items()},
+                "loss_gap_measured": all(measured for gap, measured in gaps.values() if gap is not None)})
         if ref in rows:
             label = _label(summary, rows[ref][0]["family"], ref)
             parts = []
             for row in sorted(rows[ref], key=lambda r: -r["train_size"]):
                 accs = list(row["accuracy"].values())
-                loss_gaps = [g for g in row["valid_minus_train_loss"].values() if g is not None]
-                gap_text = f", valid − train loss {statistics.fmean(loss_gaps):+.3f}" if loss_gaps else ""
-                parts.append(f"{row['train_size']:,} unique ({row['epochs']:.2g} epochs): "
+                loss_gaps = [g for g in row["heldout_minus_train_loss"].values() if g is not None]
+                gap_text = f", held-out − train loss {statistics.fmean(loss_gaps):+.3f}" if loss_gaps else ""
+                distinct = f"{row['distinct']:,} distinct, " if row["distinct"] else ""
+                parts.append(f"{row['train_size']:,} problems ({distinct}{row['epochs']:.2g} epochs): "
                              f"{100 * statistics.fmean(accs):.1f}% ({100 * min(accs):.1f}–{100 * max(accs):.1f})"
                              f"{gap_text}")
             texts.append(f"{label}: " + "; ".join(parts))
@@ -352,6 +356,18 @@ def data_axis(summary: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
                 leads.append({"family": ra["family"], "train_size": ra["train_size"], **result})
         texts.append("at each data size: " + "; ".join(f"{r['train_size']:,}: {r['verdict']}" for r in leads))
     return {"verdict": " | ".join(texts) if texts else "not measured", "rows": rows, "leads": leads}
+
+
+def _loss_gap(compute: dict[str, Any]) -> tuple[float | None, bool]:
+    """A run's held-out − training loss and whether it was measured alike on both (its
+    fit.json: eval mode, the same draws) rather than read off its logs (the validation
+    loss at the end minus the last logged training loss, which a model trained with
+    corruption or dropout logs under them)."""
+    if compute.get("fit"):
+        return compute["fit"]["heldout_minus_train"], True
+    if compute.get("final_loss") is not None and compute.get("final_valid_loss") is not None:
+        return compute["final_valid_loss"] - compute["final_loss"], False
+    return None, False
 
 
 def _label(summary: dict[str, Any], family: str, ref: str) -> str:
