@@ -706,9 +706,16 @@ def test_paper_cpu_record_rebuilds_the_same_report(paper_cpu, tmp_path):
     assert (dest / "countdown" / "seed0" / "runs" / "mdm" / "model.safetensors").is_file()  # the first seed's model
     assert not (dest / "countdown" / "seed0" / "runs" / "mdm-s8" / "model.safetensors").exists()
     assert not (dest / "countdown" / "seed0" / "data" / "train.jsonl").exists()
+    assert (dest / "countdown" / "seed0" / "runs" / "mdm" / "fit.json").is_file()
     assert main(["study", "summary", "paper-cpu", "--out", str(dest), *selection]) == 0
     keep = lambda path: [l for l in path.read_text().splitlines() if l and not l.startswith(("Wall", "Paper:"))]
     assert keep(dest / "results.md") == keep(paper_cpu / "results.md")
+    # models for one seed only: recording another seed's runs later adds none
+    other = tmp_path / "other"
+    assert main(["study", "record", "paper-cpu", "--out", str(paper_cpu), "--to", str(other), *selection,
+                 "--weights-seed", "1"]) == 0
+    assert (other / "countdown" / "seed0" / "runs" / "mdm" / "config.yaml").is_file()
+    assert not list(other.rglob("*.safetensors"))
 
 
 def test_reach_states_a_bound_where_only_one_side_reaches():

@@ -56,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          ("plan", "the jobs, what --out holds of them and what is left, without running"),
                          ("summary", "rebuild results.md and study.json from the files under --out"),
                          ("record", "copy what is committed of --out (configs, logs, evaluations, test data, "
-                                    "the first seed's models) to --to")):
+                                    "the study's first seed's models) to --to")):
         sub = actions.add_parser(action, help=text)
         sub.add_argument("study", help="a study file, or a name under configs/studies/ (e.g. miniature)")
         sub.add_argument("overrides", nargs="*", metavar="key=value")
@@ -65,6 +65,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             sub.add_argument("--to", required=True, help="the record folder, e.g. docs/studies/DATE-NAME")
             sub.add_argument("--max-weights-mb", type=float, default=20.0,
                              help="models whose weights are larger are left out (default 20)")
+            sub.add_argument("--weights-seed", type=int, default=None,
+                             help="the seed whose whole-budget models are copied (default: the study's first "
+                                  "seed, so that recording seeds 1,2 later adds none)")
         if action == "run":
             sub.add_argument("--workers", type=int, default=0,
                              help="models trained at once, the cores split between them (default: all cores)")
@@ -97,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
         from dvar.study.record import record
 
         jobs = engine.plan(spec, out, args.seeds, **selection)
-        counts = record(jobs, out, Path(args.to), args.max_weights_mb)
+        first = min(spec.quick_seeds if args.quick else spec.seeds)
+        counts = record(jobs, out, Path(args.to), args.max_weights_mb,
+                        first if args.weights_seed is None else args.weights_seed)
         print(f"copied to {args.to}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
         return 0
     if args.action == "summary":

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dvar.study.summary import stats
+from dvar.study.verdicts import signed
 
 RESULTS = "results.md"
 SUMMARY = "study.json"
@@ -262,7 +263,7 @@ def data_axis_markdown(name: str, verdict: dict[str, Any]) -> list[str]:
     for row in rows:
         accs = list(row["accuracy"].values())
         gaps = [g for g in row["heldout_minus_train_loss"].values() if g is not None]
-        gap = f"{sum(gaps) / len(gaps):+.3f}" if gaps else "–"
+        gap = signed(sum(gaps) / len(gaps)) if gaps else "–"
         if gaps and not row.get("loss_gap_measured", True):
             gap += " (logged)"
         distinct = f"{row['distinct']:,}" if row.get("distinct") else "–"

@@ -7,9 +7,10 @@ rebuilds results.md from the copy alone:
 - every evaluation's metrics.json and predictions.jsonl;
 - each family and seed's held-out test data (data/test.jsonl; training data regenerate
   from the study file and seed);
-- for the first seed, each model's whole-budget run directory as a model: vocab.json,
-  model.json and model.safetensors, where the weights are under `max_weights_mb`, so
-  anyone can evaluate it on other test sets without retraining.
+- for one seed (`weights_seed`; `dvar study record`: the study's first), each model's
+  whole-budget run directory as a model: vocab.json, model.json and model.safetensors,
+  where the weights are under `max_weights_mb`, so anyone can evaluate it on other test
+  sets without retraining.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ MODEL_FILES = ("vocab.json", "model.json", "model.safetensors")
 EVAL_FILES = ("metrics.json", "predictions.jsonl")
 
 
-def record(jobs: list[Job], out: Path, dest: Path, max_weights_mb: float = 20.0) -> dict[str, int]:
-    """Copy the record of `jobs` (run under `out`) to `dest`; counts of what was copied."""
+def record(jobs: list[Job], out: Path, dest: Path, max_weights_mb: float = 20.0,
+           weights_seed: int | None = None) -> dict[str, int]:
+    """Copy the record of `jobs` (run under `out`) to `dest`; counts of what was copied.
+    Models are copied for `weights_seed` (default: the smallest seed among `jobs`)."""
     out, dest = Path(out).resolve(), Path(dest)
     counts = {"runs": 0, "evaluations": 0, "models": 0, "skipped_models": 0, "tests": 0}
-    first_seed = min((job.seed for job in jobs), default=0)
+    first_seed = min((job.seed for job in jobs), default=0) if weights_seed is None else weights_seed
 
     def copy(path: Path) -> None:
         target = dest / path.resolve().relative_to(out)

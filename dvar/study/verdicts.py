@@ -338,7 +338,7 @@ def data_axis(summary: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
             for row in sorted(rows[ref], key=lambda r: -r["train_size"]):
                 accs = list(row["accuracy"].values())
                 loss_gaps = [g for g in row["heldout_minus_train_loss"].values() if g is not None]
-                gap_text = f", held-out − train loss {statistics.fmean(loss_gaps):+.3f}" if loss_gaps else ""
+                gap_text = f", held-out − train loss {signed(statistics.fmean(loss_gaps))}" if loss_gaps else ""
                 distinct = f"{row['distinct']:,} distinct, " if row["distinct"] else ""
                 parts.append(f"{row['train_size']:,} problems ({distinct}{row['epochs']:.2g} epochs): "
                              f"{100 * statistics.fmean(accs):.1f}% ({100 * min(accs):.1f}–{100 * max(accs):.1f})"
@@ -356,6 +356,11 @@ def data_axis(summary: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
                 leads.append({"family": ra["family"], "train_size": ra["train_size"], **result})
         texts.append("at each data size: " + "; ".join(f"{r['train_size']:,}: {r['verdict']}" for r in leads))
     return {"verdict": " | ".join(texts) if texts else "not measured", "rows": rows, "leads": leads}
+
+
+def signed(value: float) -> str:
+    """A loss difference to 3 decimals with its sign; one that rounds to zero is +0.000."""
+    return f"{round(value, 3) or 0.0:+.3f}"
 
 
 def _loss_gap(compute: dict[str, Any]) -> tuple[float | None, bool]:
