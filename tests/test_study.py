@@ -534,6 +534,10 @@ def test_a_family_tested_on_a_larger_sibling_s_problems(tmp_path, one_thread):
     runs = out / "small" / "seed0" / "runs" / "ar"
     assert {p.name for p in (runs / "eval").iterdir()} == {"test-big-greedy"}
     assert json.loads((runs / "fit.json").read_text())["heldout"].endswith("test-big.jsonl")
+    # the report calls them the family's held-out test, as every family's, and says whose they are
+    summary = json.loads((out / "study.json").read_text())
+    assert list(summary["families"]["small"]["models"]["ar"]["decodings"]["greedy"]) == ["test"]
+    assert "24 training problems per seed, tested on big's held-out test problems" in (out / "results.md").read_text()
 
     # small's training problems, written before, holding one of big's test problems
     from dvar.study.runner import make_data

@@ -51,10 +51,15 @@ def _setting_line(setting: dict[str, Any]) -> str:
     steps = (f"{setting['steps']} steps × {setting['batch_size']}" if setting["steps"]
              else f"each recipe's epochs, batch {setting['batch_size']}")
     epochs = setting.get("paper_epochs") or {}
-    text = (f"Paper: {setting['paper_setting']}. Here: `{setting['model']}` models, {steps} at lr "
-            f"{setting['lr']}, ")
-    text += (f"the paper's data set `{setting['paper']}`" if setting.get("paper")
-             else f"{setting['train_size']} training / {setting['test_size']} test problems per seed")
+    text = f"Paper: {setting['paper_setting']}. " if setting.get("paper_setting") else ""
+    text += f"Here: `{setting['model']}` models, {steps} at lr {setting['lr']}, "
+    if setting.get("paper"):
+        text += f"the paper's data set `{setting['paper']}`"
+    elif setting.get("test_of"):
+        text += (f"{setting['train_size']} training problems per seed, tested on {setting['test_of']}'s "
+                 f"held-out test problems (the same seed's)")
+    else:
+        text += f"{setting['train_size']} training / {setting['test_size']} test problems per seed"
     if epochs:
         text += f"; the paper trains MDM {epochs.get('mdm')} and AR {epochs.get('ar')} epochs"
     return text + "."

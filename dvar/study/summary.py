@@ -185,7 +185,7 @@ def collect(study: Study, out: str | Path, seeds: list[int], only: list[str] | N
                         found = _evaluation(metrics_file, job, decoding)
                         if not found:
                             continue
-                        stem = Path(data_file).stem
+                        stem = test_name(job, data_file)
                         if job.budget == 1.0:
                             tests = entry["decodings"].setdefault(decoding.name, {})
                             tests.setdefault(stem, {"seeds": {}})["seeds"][str(job.seed)] = found
@@ -207,6 +207,15 @@ def collect(study: Study, out: str | Path, seeds: list[int], only: list[str] | N
         summary["families"][family.name] = fam
     summary["verdicts"] = study_verdicts(study, summary)
     return summary
+
+
+def test_name(job: Job, data_file: str) -> str:
+    """What the summary calls a test file: its stem, except that a family tested on another
+    family's held-out problems (`test_of`, data/test-OTHER.jsonl) calls them `test`, as
+    every family calls its held-out problems."""
+    if job.family.test_of is not None and data_file == job.tests[0][0]:
+        return "test"
+    return Path(data_file).stem
 
 
 def _curve_point(job: Job, found: dict[str, Any], compute: dict[str, Any]) -> dict[str, Any]:
@@ -274,7 +283,7 @@ def _setting(family: Any, jobs: list[Job], quick: bool, steps: int, train_size: 
             "train_size": train_size or family.train_size, "test_size": test_size or family.test_size,
             "time_weighting": main.diffusion.time_weighting if main else "",
             "gamma": main.diffusion.gamma if main else 0, "paper_epochs": family.paper_epochs,
-            "public": list(family.public)}
+            "public": list(family.public), "test_of": family.test_of.name if family.test_of else None}
 
 
 def published(task: str) -> list[dict[str, Any]]:
