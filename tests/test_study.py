@@ -387,6 +387,10 @@ def test_data_verdict_reads_accuracy_and_the_loss_gap_across_families(tmp_path):
     assert "MDM: 64,000 problems (1 epochs): 55.0% (50.0–60.0), held-out − train loss +0.000" in result["verdict"]
     assert "AR: 64,000 problems (3,000 distinct, 1 epochs): 75.0% (70.0–80.0)" in result["verdict"]
     assert [lead["verdict"].split(" ahead")[0] for lead in result["leads"]] == ["AR", "MDM"]
+    # who loses less as the data shrinks, seed by seed
+    assert result["losses"][0]["a"] == pytest.approx({"0": -0.05, "1": -0.1})
+    assert ("as the data shrinks: from 64,000 to 4,000 problems, MDM -5.0, -10.0 points, AR -50.0, -50.0 points: "
+            "MDM loses less on every seed (+45.0, +40.0 points)") in result["verdict"]
 
     # The report: a table of every seed at each data size, and a plot of it.
     from dvar.study.output import data_axis_markdown, plot_data_axis

@@ -355,7 +355,49 @@ def data_axis(summary: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
                                  _label(summary, ra["family"], ref_a), _label(summary, rb["family"], ref_b))
                 leads.append({"family": ra["family"], "train_size": ra["train_size"], **result})
         texts.append("at each data size: " + "; ".join(f"{r['train_size']:,}: {r['verdict']}" for r in leads))
-    return {"verdict": " | ".join(texts) if texts else "not measured", "rows": rows, "leads": leads}
+    losses = _losses(summary, rows)
+    if losses:
+        texts.append("as the data shrinks: " + "; ".join(loss["verdict"] for loss in losses))
+    return {"verdict": " | ".join(texts) if texts else "not measured", "rows": rows, "leads": leads,
+            "losses": losses}
+
+
+def _losses(summary: dict[str, Any], rows: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """For the first two models, each smaller data size against the largest: each one's
+    change in accuracy per seed, and which of them loses less (more than TIE) on every seed."""
+    if len(rows) < 2:
+        return []
+    (ref_a, a_rows), (ref_b, b_rows) = list(rows.items())[:2]
+    changes = {}
+    for ref, model_rows in ((ref_a, a_rows), (ref_b, b_rows)):
+        ordered = sorted(model_rows, key=lambda r: -r["train_size"])
+        top = ordered[0]
+        changes[ref] = {row["train_size"]: {s: row["accuracy"][s] - top["accuracy"][s]
+                                            for s in row["accuracy"] if s in top["accuracy"]}
+                        for row in ordered[1:]}
+        changes[ref]["from"] = top["train_size"]
+    if changes[ref_a]["from"] != changes[ref_b]["from"]:
+        return []
+    label_a, label_b = _label(summary, a_rows[0]["family"], ref_a), _label(summary, b_rows[0]["family"], ref_b)
+    out = []
+    for size in sorted((k for k in changes[ref_a] if k != "from" and k in changes[ref_b]), reverse=True):
+        a, b = changes[ref_a][size], changes[ref_b][size]
+        if not set(a) & set(b):
+            continue
+        result = compare({s: {"accuracy": v} for s, v in a.items()}, {s: {"accuracy": v} for s, v in b.items()},
+                         label_a, label_b)
+        seeds = result["seeds"]
+        head = (f"from {changes[ref_a]['from']:,} to {size:,} problems, {label_a} "
+                f"{_points([a[s] for s in seeds])}, {label_b} {_points([b[s] for s in seeds])}")
+        if result["verdict"].startswith(f"{label_a} ahead"):
+            says = f"{label_a} loses less " + result["verdict"][len(f"{label_a} ahead "):]
+        elif result["verdict"].startswith(f"{label_b} ahead"):
+            says = f"{label_b} loses less " + result["verdict"][len(f"{label_b} ahead "):]
+        else:
+            says = "neither loses less on every seed"
+        out.append({"from": changes[ref_a]["from"], "to": size, "a": a, "b": b, "seeds": seeds,
+                    "verdict": f"{head}: {says}"})
+    return out
 
 
 def signed(value: float) -> str:
