@@ -70,12 +70,13 @@ def fit_losses(run: Run, heldout: Sequence[Example] | None = None, source: str =
                count: int = 512, draws: int = 4) -> dict[str, Any]:
     """How well a finished run fits the problems it trained on against problems it never
     saw: its objective's loss on up to `count` of `heldout` (default: the run's validation
-    split; a problem that is also a training problem is dropped) and on as many of its
-    training problems (the first of its training split), measured alike — eval mode (no
-    dropout, no input corruption), `draws` fixed draws of the objective's randomness (an
-    MDM's masks); a held-out problem longer than the cutoff is left out. Their difference is the overfitting signal, whatever the training loss
-    did with corruption or dropout. Also counts the run's training problems, and how many of
-    them are distinct (`Task.canonical`). Reads the run's data files (config.yaml's)."""
+    split; a problem that is also a training problem, or longer than the cutoff, is left
+    out) and on as many of its training problems (the first of its training split),
+    measured alike — eval mode (no dropout, no input corruption), `draws` fixed draws of
+    the objective's randomness (an MDM's masks). Their difference is the overfitting
+    signal, whatever the training loss did with corruption or dropout. Also counts the
+    run's training problems, and how many are distinct (`Task.canonical`). Reads the
+    run's data files (config.yaml's)."""
     from dvar.batches import encode, new_problems
     from dvar.data import written_answers
     from dvar.trainer import heldout_loss, resolve
