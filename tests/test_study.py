@@ -783,12 +783,13 @@ def test_the_committed_paper_cpu_record_summarises_to_its_results(tmp_path, monk
 
 def test_the_committed_controls_record_summarises_to_its_results(tmp_path, monkeypatch):
     """docs/studies/2026-12-07-controls (issue 21: 9×9 Sudoku, seeds 0-2; Countdown 3, seed 0
-    and AR, MDM, AR + input masking on seeds 1-2), rebuilt from its own files, gives its
-    committed results.md."""
+    and AR, MDM, AR + input masking on seeds 1-2; the data axis so far), rebuilt from its
+    own files, gives its committed results.md."""
     monkeypatch.delenv("DVAR_TESTSETS", raising=False)
     if engine.spec.public_dir() is None:
         pytest.skip("../shared/testsets is not beside the checkout (its public rows are part of the table)")
-    _rebuilt_record(tmp_path, "2026-12-07-controls", "controls", "--only", "sudoku,countdown", "--seeds", "0,1,2")
+    _rebuilt_record(tmp_path, "2026-12-07-controls", "controls", "--only",
+                    "sudoku,countdown,countdown-data4,countdown-data16", "--seeds", "0,1,2")
 
 
 def _rebuilt_record(tmp_path: Path, name: str, study: str, *args: str) -> Path:

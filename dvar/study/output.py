@@ -312,8 +312,11 @@ def plot_data_axis(verdict: dict[str, Any], path: Path) -> Path | None:
         shown = [(x, sum(g) / len(g)) for x, g in zip(xs, gaps) if g]
         if shown:
             gap_ax.plot([x for x, _ in shown], [g for _, g in shown], "o-", label=label)
+    ticks = sorted({r["distinct"] if distinct else r["train_size"] for rows in rows_by_model.values() for r in rows})
     for ax in (acc_ax, gap_ax):
         ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(ticks, [f"{x / 1000:.3g}k" if x >= 1000 else str(x) for x in ticks])
         ax.set_xlabel(f"{'distinct ' if distinct else ''}training problems (same compute)")
     acc_ax.set_ylabel("accuracy (%), mean and min–max over seeds")
     acc_ax.set_ylim(-3, 103)
