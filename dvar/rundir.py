@@ -7,7 +7,7 @@
     RUN/compute.json         parameters, tokens, FLOPs and seconds of training
     RUN/train_log.jsonl, eval_log.jsonl, loss.png
     RUN/eval/STEM-LABEL/     one evaluation: predictions.jsonl, metrics.json
-    RUN/fit.json             the finished model's loss on training and validation problems alike
+    RUN/fit.json             the finished model's loss on training and held-out problems, alike
     RUN/.claim               the lock of the process that owns the directory (`RunDir.claim`)
 
 Everything else asks `RunDir` what a directory holds (finished, resumable, fresh, or

@@ -275,10 +275,11 @@ def data_axis_markdown(name: str, verdict: dict[str, Any]) -> list[str]:
         lines.append(f"| {row['label']} | {row['train_size']:,} | {distinct} | {row['epochs']:.3g} | "
                      + " | ".join(pct(row["accuracy"].get(s)) for s in seeds) + f" | {spread(stats(accs))} | {gap} |")
     note = ("Distinct: the training problems that differ after `Task.canonical` (seed mean, counted in each "
-            "run's fit.json); epochs: steps × batch over training problems. Held-out − train loss: the finished model's loss on the held-out test problems minus its loss "
-            "on as many of its training problems, measured alike (`fit.json`: eval mode, so no dropout or input "
-            "masking, the same fixed MDM masks), seed mean; each model in its own loss, so read a model against "
-            "itself across data sizes: a gap that widens as the training problems shrink is overfitting.")
+            "run's fit.json); epochs: steps × batch over training problems. Held-out − train loss: the "
+            "finished model's loss on the held-out test problems minus its loss on as many of its training "
+            "problems, measured alike (`fit.json`: eval mode, so no dropout or input masking, the same fixed "
+            "MDM masks), seed mean; each model in its own loss, so read a model against itself across data "
+            "sizes: a gap that widens as the training problems shrink is overfitting.")
     if any(not row.get("loss_gap_measured", True) for row in rows):
         note += (" (logged): a run without fit.json, read off its logs instead — the last validation loss minus "
                  "the last logged training loss, which a model trained with dropout or input masking logs "
@@ -288,8 +289,8 @@ def data_axis_markdown(name: str, verdict: dict[str, Any]) -> list[str]:
 
 def plot_data_axis(verdict: dict[str, Any], path: Path) -> Path | None:
     """A data verdict against distinct training problems (log scale; the families' training
-    problems where a fit.json did not count them): each model's accuracy
-    (seed mean, min–max error bars) and its mean held-out − training loss."""
+    problems where a fit.json did not count them): each model's accuracy (seed mean,
+    min–max error bars) and its mean held-out − training loss."""
     rows_by_model = {ref: sorted(rows, key=lambda r: r["train_size"])
                      for ref, rows in (verdict.get("rows") or {}).items() if rows}
     if verdict.get("kind") != "data" or not rows_by_model:
@@ -300,10 +301,11 @@ def plot_data_axis(verdict: dict[str, Any], path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     distinct = all(r.get("distinct") for rows in rows_by_model.values() for r in rows)
+    x_key = "distinct" if distinct else "train_size"
     fig, (acc_ax, gap_ax) = plt.subplots(1, 2, figsize=(9.6, 3.8))
     for ref, rows in rows_by_model.items():
         label = f"{rows[0]['label']} {ref.partition('/')[2]}"
-        xs = [r["distinct"] if distinct else r["train_size"] for r in rows]
+        xs = [r[x_key] for r in rows]
         accs = [stats(list(r["accuracy"].values())) for r in rows]
         means = [100 * a["mean"] for a in accs]
         errors = [[m - 100 * a["min"] for m, a in zip(means, accs)], [100 * a["max"] - m for m, a in zip(means, accs)]]
@@ -312,7 +314,7 @@ def plot_data_axis(verdict: dict[str, Any], path: Path) -> Path | None:
         shown = [(x, sum(g) / len(g)) for x, g in zip(xs, gaps) if g]
         if shown:
             gap_ax.plot([x for x, _ in shown], [g for _, g in shown], "o-", label=label)
-    ticks = sorted({r["distinct"] if distinct else r["train_size"] for rows in rows_by_model.values() for r in rows})
+    ticks = sorted({r[x_key] for rows in rows_by_model.values() for r in rows})
     for ax in (acc_ax, gap_ax):
         ax.set_xscale("log")
         ax.minorticks_off()

@@ -72,20 +72,20 @@ def make_data(family: Family, seed: int, out: Path, train_size: int = 0, test_si
         for public in files["public"]:
             exclude |= {task.canonical(ex.problem) for ex in read_examples(public, task)}
         if done.is_file():  # generated before, without the test problems it now borrows
-            train_rows = [{"input": ex.input, "output": ex.output} for ex in read_examples(files["train"], task)]
+            problems = [ex.problem for ex in read_examples(files["train"], task)]
         else:
             train_rows = generate(task, train_size or family.train_size, seed, options, exclude=exclude)
-        seen = {task.canonical(task.parse_input(row["input"])) for row in train_rows}
+            write_jsonl(files["train"], train_rows)
+            problems = [task.parse_input(row["input"]) for row in train_rows]
+        seen = {task.canonical(problem) for problem in problems}
         if family.test_of is not None:
             test_rows = _borrowed_tests(family, seed, out, seen, train_size, test_size, data_scale)
         else:
             test_rows = generate(task, test_size or family.test_size, 1_000_000 + seed, options,
                                  exclude=seen, unique=True)
-        if not done.is_file():
-            write_jsonl(files["train"], train_rows)
         write_jsonl(files["tests"][0], test_rows)
         info = {"train": files["train"], "test": files["tests"][0], "public": files["public"],
-                "train_size": len(train_rows), "test_size": len(test_rows)}
+                "train_size": len(problems), "test_size": len(test_rows)}
         if family.test_of is not None:
             info["test_of"] = family.test_of.name
     info["seconds"] = round(time.perf_counter() - start, 2)

@@ -53,20 +53,23 @@ def _points(diffs: list[float]) -> str:
     return ", ".join(f"{100 * d:+.1f}" for d in diffs) + " points"
 
 
-def compare(a: dict[str, dict], b: dict[str, dict], label_a: str, label_b: str) -> dict[str, Any]:
-    """`a` against `b` seed by seed: who is ahead (more than TIE) on every seed, or mixed."""
+def compare(a: dict[str, dict], b: dict[str, dict], label_a: str, label_b: str,
+            verb: str = "ahead") -> dict[str, Any]:
+    """`a` against `b` seed by seed: who is ahead (more than TIE) on every seed (`winner`:
+    "a", "b", or None where mixed); `verb` says what being ahead means."""
     seeds = sorted(set(a) & set(b), key=int)
     diffs = [a[s]["accuracy"] - b[s]["accuracy"] for s in seeds]
     if not diffs:
-        return {"verdict": "not measured", "seeds": [], "diffs": []}
+        return {"verdict": "not measured", "seeds": [], "diffs": [], "winner": None}
     every = "on every seed" if len(seeds) > 1 else f"on the one seed run so far (seed {seeds[0]})"
+    winner = None
     if all(d > TIE for d in diffs):
-        text = f"{label_a} ahead {every} ({_points(diffs)})"
+        text, winner = f"{label_a} {verb} {every} ({_points(diffs)})", "a"
     elif all(d < -TIE for d in diffs):
-        text = f"{label_b} ahead {every} ({_points([-d for d in diffs])})"
+        text, winner = f"{label_b} {verb} {every} ({_points([-d for d in diffs])})", "b"
     else:
-        text = f"not shown: no side ahead on every seed ({label_a} − {label_b}: {_points(diffs)})"
-    return {"verdict": text, "seeds": seeds, "diffs": diffs}
+        text = f"not shown: no side {verb} on every seed ({label_a} − {label_b}: {_points(diffs)})"
+    return {"verdict": text, "seeds": seeds, "diffs": diffs, "winner": winner}
 
 
 def _group_value(key: str, group: str) -> int | None:
@@ -368,35 +371,28 @@ def _losses(summary: dict[str, Any], rows: dict[str, list[dict[str, Any]]]) -> l
     if len(rows) < 2:
         return []
     (ref_a, a_rows), (ref_b, b_rows) = list(rows.items())[:2]
-    changes = {}
+    start, changes = {}, {}
     for ref, model_rows in ((ref_a, a_rows), (ref_b, b_rows)):
-        ordered = sorted(model_rows, key=lambda r: -r["train_size"])
-        top = ordered[0]
-        changes[ref] = {row["train_size"]: {s: row["accuracy"][s] - top["accuracy"][s]
-                                            for s in row["accuracy"] if s in top["accuracy"]}
-                        for row in ordered[1:]}
-        changes[ref]["from"] = top["train_size"]
-    if changes[ref_a]["from"] != changes[ref_b]["from"]:
+        top, *smaller = sorted(model_rows, key=lambda r: -r["train_size"])
+        start[ref] = top["train_size"]
+        changes[ref] = {row["train_size"]: {s: v - top["accuracy"][s] for s, v in row["accuracy"].items()
+                                            if s in top["accuracy"]} for row in smaller}
+    if start[ref_a] != start[ref_b]:
         return []
     label_a, label_b = _label(summary, a_rows[0]["family"], ref_a), _label(summary, b_rows[0]["family"], ref_b)
     out = []
-    for size in sorted((k for k in changes[ref_a] if k != "from" and k in changes[ref_b]), reverse=True):
+    for size in sorted(set(changes[ref_a]) & set(changes[ref_b]), reverse=True):
         a, b = changes[ref_a][size], changes[ref_b][size]
         if not set(a) & set(b):
             continue
         result = compare({s: {"accuracy": v} for s, v in a.items()}, {s: {"accuracy": v} for s, v in b.items()},
-                         label_a, label_b)
+                         label_a, label_b, verb="loses less")
         seeds = result["seeds"]
-        head = (f"from {changes[ref_a]['from']:,} to {size:,} problems, {label_a} "
-                f"{_points([a[s] for s in seeds])}, {label_b} {_points([b[s] for s in seeds])}")
-        if result["verdict"].startswith(f"{label_a} ahead"):
-            says = f"{label_a} loses less " + result["verdict"][len(f"{label_a} ahead "):]
-        elif result["verdict"].startswith(f"{label_b} ahead"):
-            says = f"{label_b} loses less " + result["verdict"][len(f"{label_b} ahead "):]
-        else:
-            says = "neither loses less on every seed"
-        out.append({"from": changes[ref_a]["from"], "to": size, "a": a, "b": b, "seeds": seeds,
-                    "verdict": f"{head}: {says}"})
+        says = result["verdict"] if result["winner"] else "neither loses less on every seed"
+        out.append({"from": start[ref_a], "to": size, "a": a, "b": b, "seeds": seeds,
+                    "verdict": f"from {start[ref_a]:,} to {size:,} problems, {label_a} "
+                               f"{_points([a[s] for s in seeds])}, {label_b} {_points([b[s] for s in seeds])}: "
+                               f"{says}"})
     return out
 
 
